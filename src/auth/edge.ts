@@ -1,0 +1,81 @@
+import type { IncomingMessage } from 'node:http';
+import proxyAddr from 'proxy-addr';
+import type { Config } from '../config/schema.js';
+
+/**
+ * What the client saw at the edge: its address, whether it used https, and the absolute URL it
+ * addressed. Forwarding headers are believed only from configured trusted proxies; an explicit
+ * APPLINKS_BASE_URL always wins over them for scheme and host.
+ */
+export class Edge {
+  private readonly trust: (addr: string, i: number) => boolean;
+  private readonly base: URL;
+  private readonly basePath: string;
+
+  constructor(private readonly config: Pick<Config, 'baseUrl' | 'baseUrlExplicit' | 'trustedProxies'>) {
+    this.trust = proxyAddr.compile(config.trustedProxies);
+    this.base = new URL(config.baseUrl);
+    this.basePath = this.base.pathname.replace(/\/$/, '');
+  }
+
+  /** True when the direct peer is a configured trusted proxy. */
+  fromTrustedProxy(req: IncomingMessage): boolean {
+    const peer = req.socket.remoteAddress ?? '';
+    return this.config.trustedProxies.length > 0 && this.trust(peer, 0);
+  }
+
+  clientAddress(req: IncomingMessage): string {
+    if (this.config.trustedProxies.length === 0) return req.socket.remoteAddress ?? '';
+    return proxyAddr(req, this.trust);
+  }
+
+  /** The scheme and authority the client used, e.g. `https://jira.example.com`. */
+  origin(req: IncomingMessage): string {
+    if (this.config.baseUrlExplicit) return this.base.origin;
+    if (this.fromTrustedProxy(req)) {
+      const proto = firstValue(req.headers['x-forwarded-proto']);
+      const host = firstValue(req.headers['x-forwarded-host']);
+      if (host && (proto === 'http' || proto === 'https')) return normalizeOrigin(`${proto}://${host}`) ?? this.base.origin;
+    }
+    const host = firstValue(req.headers.host);
+    const scheme = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
+    return (host && normalizeOrigin(`${scheme}://${host}`)) || this.base.origin;
+  }
+
+  secure(req: IncomingMessage): boolean {
+    return this.origin(req).startsWith('https:');
+  }
+
+  /**
+   * The absolute URL the client addressed. `path` is the request target as received (path and
+   * query); a path in the base URL is a prefix the reverse proxy removed, so it is put back.
+   */
+  publicUrl(req: IncomingMessage, path = req.url ?? '/'): string {
+    return this.origin(req) + this.basePath + (path.startsWith('/') ? path : `/${path}`);
+  }
+
+  /** Absolute URL of one of applinks' own paths, for links and redirects (always the base URL). */
+  url(path: string): string {
+    return this.base.origin + this.basePath + path;
+  }
+
+  get baseUrl(): string {
+    return this.config.baseUrl;
+  }
+}
+
+export function firstValue(header: string | string[] | undefined): string | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  return value?.split(',')[0]?.trim() || undefined;
+}
+
+/** Lower-cases scheme and host and drops default ports (RFC 5849 §3.4.1.2). Undefined when invalid. */
+function normalizeOrigin(candidate: string): string | undefined {
+  try {
+    const url = new URL(candidate);
+    if (url.pathname !== '/' || url.search || url.username) return undefined;
+    return url.origin;
+  } catch {
+    return undefined;
+  }
+}

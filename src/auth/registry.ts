@@ -1,0 +1,117 @@
+import type { TObject } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import type { OutgoingSigner } from '../outgoing/types.js';
+import type { Services } from '../services/index.js';
+import type { SealedColumn } from '../services/keys.js';
+import type { SafeHtml } from '../server/pages/html.js';
+import type { Principal, PrincipalUser } from './principal.js';
+import type { AuthRequest } from './request.js';
+
+/** How one direction (incoming or outgoing) of a link is configured for an authentication type. */
+export interface LinkAuthSpec {
+  /** TypeBox schema of the configuration, secret fields included (they are write-only). */
+  readonly schema: TObject;
+  /** Fields of the schema that are secrets: sealed at rest, never returned, kept when omitted on update. */
+  readonly secretFields?: readonly string[];
+  /** A value the type finds a link by (OAuth consumer key, client id); unique per direction and type. */
+  lookupKey?(config: Record<string, unknown>): string | undefined;
+  /**
+   * Checks beyond the schema (a key that must parse, a user that must exist). Throws
+   * AppError('validation_failed', { field }) naming the field. May normalise the config.
+   */
+  validate?(config: Record<string, unknown>, services: Services): Promise<Record<string, unknown>> | Record<string, unknown>;
+  /** Warnings an admin must see with this configuration (shown by the API and the console). */
+  warnings?(config: Record<string, unknown>): string[];
+}
+
+/**
+ * A self-describing authentication type. Adding a type is one descriptor in a protocol module.
+ * Weight: the link's primary outgoing type is its configured type of highest weight.
+ */
+export interface AuthTypeDescriptor {
+  readonly id: string;
+  readonly title: string;
+  /** The Atlassian provider class name announced in the manifest, when the type has one. */
+  readonly atlassianType?: string;
+  readonly weight: number;
+  /** Acts as any user the caller names (Trusted Apps, 2LO with impersonation, JWT with sub). */
+  readonly impersonating: boolean;
+  /** Accepted from users' own credentials without any link configuration (Basic, API tokens). */
+  readonly userCredential?: boolean;
+  readonly incoming?: LinkAuthSpec;
+  readonly outgoing?: LinkAuthSpec & { readonly signer?: OutgoingSigner };
+}
+
+/**
+ * One authenticator of the pipeline. It answers a principal, `undefined` when the request carries
+ * none of its credentials (the next one is asked), or throws an AppError when it carries its
+ * credentials and they are bad: a failed credential never falls through to anonymous.
+ */
+export interface Authenticator {
+  readonly id: string;
+  authenticate(req: AuthRequest): Promise<Principal | undefined> | Principal | undefined;
+  /** The `WWW-Authenticate` challenge this authenticator offers on a 401, e.g. `Basic realm="applinks"`. */
+  challenge?(req: AuthRequest): string | undefined;
+}
+
+/**
+ * A protocol module: its authentication types, its authenticators with their position in the
+ * pipeline (lower `order` runs first), and its own endpoints. Modules are listed in
+ * src/modules/index.ts; adding one is a file and a line there.
+ */
+export interface ProtocolModule {
+  readonly id: string;
+  readonly authTypes: readonly AuthTypeDescriptor[];
+  authenticators?(services: Services): ReadonlyArray<{ order: number; authenticator: Authenticator }>;
+  routes?(app: FastifyInstance, services: Services): Promise<void> | void;
+  /**
+   * Rules applied after authentication to requests bound for the host (gateway, forward-auth,
+   * library): e.g. a READ-scoped token may only use safe methods. Throws AppError('forbidden').
+   */
+  authorize?(principal: Principal, req: AuthRequest): void;
+  /** Path prefixes this module owns: never forwarded to the host even when no route matches. */
+  readonly ownedPrefixes?: readonly string[];
+  /**
+   * A section of the user's account page (e.g. the applications they authorized, with revoke
+   * buttons). Forms must carry `csrf` in a `csrf_token` field.
+   */
+  accountSection?(services: Services, context: { user: PrincipalUser; csrf: string }): Promise<SafeHtml>;
+  /** Tables of this module holding sealed values, re-sealed by `applinks keys rotate`. */
+  readonly sealedColumns?: readonly SealedColumn[];
+  /** Starts background work (pruning...); the returned function stops it. */
+  start?(services: Services): (() => Promise<void> | void) | void;
+}
+
+/** The authentication types of every module, by id. */
+export class AuthTypeRegistry {
+  private readonly types = new Map<string, AuthTypeDescriptor>();
+
+  constructor(modules: readonly ProtocolModule[]) {
+    for (const module of modules) {
+      for (const type of module.authTypes) {
+        if (this.types.has(type.id)) throw new Error(`authentication type ${type.id} registered twice`);
+        this.types.set(type.id, type);
+      }
+    }
+  }
+
+  get(id: string): AuthTypeDescriptor | undefined {
+    return this.types.get(id);
+  }
+
+  all(): AuthTypeDescriptor[] {
+    return [...this.types.values()].sort((a, b) => b.weight - a.weight);
+  }
+
+  configurable(direction: 'incoming' | 'outgoing'): AuthTypeDescriptor[] {
+    return this.all().filter((t) => t[direction] !== undefined);
+  }
+
+  /** Of the given configured type ids, the one of highest weight. */
+  primary(typeIds: readonly string[]): AuthTypeDescriptor | undefined {
+    return typeIds
+      .map((id) => this.types.get(id))
+      .filter((t): t is AuthTypeDescriptor => t !== undefined)
+      .sort((a, b) => b.weight - a.weight)[0];
+  }
+}

@@ -1,0 +1,135 @@
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { AppError } from '../errors/index.js';
+import type { Services } from '../services/index.js';
+import { linkJson } from '../server/routes/admin-api.js';
+import { cliActor } from './actor.js';
+import { output, withServices } from './common.js';
+
+/** A link by id or (case-insensitive) name. */
+export async function linkByRef(s: Services, ref: string) {
+  const link = (await s.store.links.findById(ref)) ?? (await s.store.links.findByName(ref));
+  if (!link) throw new AppError('not_found', { message: `No application link "${ref}".` });
+  return link;
+}
+
+/** JSON from an argument, or from a file with @path, or from standard input with @-. */
+function jsonArg(value: string, what: string): Record<string, unknown> {
+  const text = value === '@-' ? readFileSync(0, 'utf8') : value.startsWith('@') ? readFileSync(value.slice(1), 'utf8') : value;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new AppError('validation_failed', { field: what, message: `${what}: not valid JSON` });
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new AppError('validation_failed', { field: what, message: `${what}: must be a JSON object` });
+  return parsed as Record<string, unknown>;
+}
+
+function direction(value: string): 'incoming' | 'outgoing' {
+  if (value !== 'incoming' && value !== 'outgoing') throw new AppError('validation_failed', { field: 'direction', message: 'direction: incoming or outgoing' });
+  return value;
+}
+
+/** `applinks links ...` */
+export function registerLinks(program: Command): void {
+  const links = program.command('links').description('manage application links');
+
+  links
+    .command('list')
+    .option('--json', 'print JSON')
+    .action((o: { json?: boolean }) =>
+      withServices(async (s) => {
+        const all = (await s.links.list()).map(linkJson);
+        output(
+          o.json ? all : all.map((l) => ({ ...l, incoming: l.incoming.map((a) => a.type), outgoing: l.outgoing.map((a) => a.type) })),
+          o.json ?? false,
+          ['name', 'applicationType', 'url', 'incoming', 'outgoing', 'primaryOutgoingType', 'id'],
+        );
+      }),
+    );
+
+  links
+    .command('create')
+    .requiredOption('--name <name>')
+    .option('--url <url>', 'the remote application (leave out for an incoming-only link)')
+    .option('--type <applicationType>', 'generic, jira, confluence, bitbucket, bamboo, crowd, fecru...', 'generic')
+    .option('--incoming <json>', 'incoming configurations by type, e.g. {"oauth1": {...}} (or @file)')
+    .option('--outgoing <json>', 'outgoing configurations by type (or @file)')
+    .action((o: { name: string; url?: string; type: string; incoming?: string; outgoing?: string }) =>
+      withServices(async (s) => {
+        const link = await s.links.create(
+          {
+            name: o.name,
+            url: o.url ?? null,
+            applicationType: o.type,
+            ...(o.incoming ? { incoming: jsonArg(o.incoming, 'incoming') as Record<string, Record<string, unknown>> } : {}),
+            ...(o.outgoing ? { outgoing: jsonArg(o.outgoing, 'outgoing') as Record<string, Record<string, unknown>> } : {}),
+          },
+          cliActor(),
+        );
+        output(linkJson(link), true);
+      }),
+    );
+
+  links.command('show <link>').action((ref: string) =>
+    withServices(async (s) => {
+      output(linkJson(await s.links.get((await linkByRef(s, ref)).id)), true);
+    }),
+  );
+
+  links
+    .command('update <link>')
+    .option('--name <name>')
+    .option('--url <url>', 'empty to make the link incoming-only')
+    .option('--type <applicationType>')
+    .action((ref: string, o: { name?: string; url?: string; type?: string }) =>
+      withServices(async (s) => {
+        const link = await linkByRef(s, ref);
+        output(
+          linkJson(
+            await s.links.update(
+              link.id,
+              { ...(o.name ? { name: o.name } : {}), ...(o.url !== undefined ? { url: o.url || null } : {}), ...(o.type ? { applicationType: o.type } : {}) },
+              cliActor(),
+            ),
+          ),
+          true,
+        );
+      }),
+    );
+
+  links
+    .command('set-auth <link> <direction> <type> <json>')
+    .description('set one type on one side, e.g. set-auth jira outgoing basic \'{"username":"u","password":"p"}\'')
+    .action((ref: string, dir: string, type: string, json: string) =>
+      withServices(async (s) => {
+        const link = await linkByRef(s, ref);
+        output(linkJson(await s.links.setAuth(link.id, direction(dir), type, jsonArg(json, 'config'), cliActor())), true);
+      }),
+    );
+
+  links.command('remove-auth <link> <direction> <type>').action((ref: string, dir: string, type: string) =>
+    withServices(async (s) => {
+      const link = await linkByRef(s, ref);
+      output(linkJson(await s.links.deleteAuth(link.id, direction(dir), type, cliActor())), true);
+    }),
+  );
+
+  links.command('delete <link>').description('delete the link and revoke everything issued through it').action((ref: string) =>
+    withServices(async (s) => {
+      const link = await linkByRef(s, ref);
+      await s.links.delete(link.id, cliActor());
+      process.stdout.write(`link ${link.name} deleted; everything issued through it is revoked\n`);
+    }),
+  );
+
+  links.command('health <link>').action((ref: string) =>
+    withServices(async (s) => {
+      const link = await linkByRef(s, ref);
+      const health = await s.links.health(link.id);
+      output({ ...health, checkedAt: new Date(health.checkedAt).toISOString() }, true);
+      if (!health.healthy) process.exitCode = 1;
+    }),
+  );
+}

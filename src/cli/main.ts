@@ -1,0 +1,23 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { APPLINKS_VERSION } from '../services/identity.js';
+import { registerAudit } from './audit.js';
+import { registerKeys } from './keys.js';
+import { registerLinks } from './links.js';
+import { registerServe } from './serve.js';
+import { registerTokens } from './tokens.js';
+import { registerUsers } from './users.js';
+
+const program = new Command('applinks')
+  .version(APPLINKS_VERSION)
+  .description('applinks: application links, OAuth and API tokens in front of your application')
+  .showHelpAfterError();
+
+registerServe(program);
+registerUsers(program);
+registerTokens(program);
+registerLinks(program);
+registerKeys(program);
+registerAudit(program);
+
+await program.parseAsync(process.argv);

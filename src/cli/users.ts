@@ -1,0 +1,120 @@
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { AppError } from '../errors/index.js';
+import type { Services } from '../services/index.js';
+import type { UserUpdate } from '../services/users.js';
+import { userJson } from '../server/routes/admin-api.js';
+import { cliActor } from './actor.js';
+import { output, parseBool, withServices } from './common.js';
+
+export async function userByName(s: Services, username: string) {
+  const user = await s.users.findByUsername(username);
+  if (!user) throw new AppError('not_found', { message: `No user named "${username}".` });
+  return user;
+}
+
+/** A password from --password, or from standard input with --password-stdin (keeps it out of shell history). */
+function passwordOf(options: { password?: string; passwordStdin?: boolean }): string | undefined {
+  if (options.passwordStdin) return readFileSync(0, 'utf8').replace(/\r?\n$/, '');
+  return options.password;
+}
+
+const list = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);
+
+/** `applinks users ...` */
+export function registerUsers(program: Command): void {
+  const users = program.command('users').description('manage the built-in user directory');
+
+  users
+    .command('list')
+    .option('--search <text>', 'only users whose name or email contains this')
+    .option('--json', 'print JSON')
+    .action((o: { search?: string; json?: boolean }) =>
+      withServices(async (s) => {
+        const { users } = await s.users.list({ limit: 10_000, offset: 0, ...(o.search ? { search: o.search } : {}) });
+        output(users.map(userJson), o.json ?? false, ['username', 'displayName', 'email', 'admin', 'disabled', 'groups', 'id']);
+      }),
+    );
+
+  users
+    .command('create <username>')
+    .option('--display-name <name>')
+    .option('--email <email>')
+    .option('--password <password>', 'initial password (prefer --password-stdin)')
+    .option('--password-stdin', 'read the password from standard input')
+    .option('--admin', 'make the user an administrator')
+    .option('--groups <a,b>', 'comma-separated groups', list)
+    .option('--json', 'print JSON')
+    .action((username: string, o: { displayName?: string; email?: string; password?: string; passwordStdin?: boolean; admin?: boolean; groups?: string[]; json?: boolean }) =>
+      withServices(async (s) => {
+        const password = passwordOf(o);
+        const user = await s.users.create(
+          {
+            username,
+            ...(o.displayName ? { displayName: o.displayName } : {}),
+            ...(o.email ? { email: o.email } : {}),
+            ...(password ? { password } : {}),
+            isAdmin: o.admin ?? false,
+            ...(o.groups ? { groups: o.groups } : {}),
+          },
+          cliActor(),
+        );
+        output(userJson(user), true);
+      }),
+    );
+
+  users
+    .command('update <username>')
+    .option('--username <new>', 'rename')
+    .option('--display-name <name>')
+    .option('--email <email>')
+    .option('--admin <true|false>', 'administrator', parseBool)
+    .option('--groups <a,b>', 'replace the groups', list)
+    .action((username: string, o: { username?: string; displayName?: string; email?: string; admin?: boolean; groups?: string[] }) =>
+      withServices(async (s) => {
+        const user = await userByName(s, username);
+        const update: UserUpdate = {};
+        if (o.username) update.username = o.username;
+        if (o.displayName) update.displayName = o.displayName;
+        if (o.email !== undefined) update.email = o.email || null;
+        if (o.admin !== undefined) update.isAdmin = o.admin;
+        if (o.groups) update.groups = o.groups;
+        output(userJson(await s.users.update(user.id, update, cliActor())), true);
+      }),
+    );
+
+  users
+    .command('set-password <username>')
+    .option('--password <password>')
+    .option('--password-stdin', 'read the password from standard input')
+    .action((username: string, o: { password?: string; passwordStdin?: boolean }) =>
+      withServices(async (s) => {
+        const password = passwordOf(o);
+        if (!password) throw new AppError('validation_failed', { field: 'password', message: 'give --password or --password-stdin' });
+        const user = await userByName(s, username);
+        await s.users.update(user.id, { password }, cliActor());
+        process.stdout.write(`password of ${user.username} changed; their sessions were ended\n`);
+      }),
+    );
+
+  for (const [name, disabled] of [
+    ['disable', true],
+    ['enable', false],
+  ] as const) {
+    users.command(`${name} <username>`).action((username: string) =>
+      withServices(async (s) => {
+        const user = await userByName(s, username);
+        await s.users.update(user.id, { disabled }, cliActor());
+        process.stdout.write(`${user.username} ${disabled ? 'disabled: sessions ended, tokens refused' : 'enabled'}\n`);
+      }),
+    );
+  }
+
+  users.command('delete <username>').action((username: string) =>
+    withServices(async (s) => {
+      const user = await userByName(s, username);
+      await s.users.delete(user.id, cliActor());
+      process.stdout.write(`${user.username} deleted\n`);
+    }),
+  );
+}

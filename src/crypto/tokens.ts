@@ -1,0 +1,30 @@
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/** A random bearer secret, prefixed by kind (`alpat_`, `alses_`...), 256 bits of entropy. */
+export function randomToken(prefix: string, bytes = 32): string {
+  return prefix + randomBytes(bytes).toString('base64url');
+}
+
+/**
+ * The stored form of a high-entropy bearer secret. A plain SHA-256 is right for 256-bit random
+ * values (no dictionary to attack) and costs about a microsecond, so it can run per request.
+ */
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('base64url');
+}
+
+export function hmacBase64url(key: Buffer, data: string): string {
+  return createHmac('sha256', key).update(data, 'utf8').digest('base64url');
+}
+
+/** Compares two strings in time that does not depend on where they differ. */
+export function constantTimeEqual(a: string, b: string): boolean {
+  const ab = Buffer.from(a, 'utf8');
+  const bb = Buffer.from(b, 'utf8');
+  if (ab.length !== bb.length) {
+    // Still spend the comparison so length is the only thing revealed.
+    timingSafeEqual(ab, ab);
+    return false;
+  }
+  return timingSafeEqual(ab, bb);
+}

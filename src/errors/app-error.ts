@@ -1,0 +1,47 @@
+import { errorCatalog, type ErrorCode } from './catalog.js';
+
+export interface AppErrorOptions {
+  /** Public message; defaults to the catalog description. Never put a secret here. */
+  message?: string;
+  /** Private detail: logged at debug, never sent. */
+  detail?: string;
+  /** The request field at fault, for validation errors. */
+  field?: string;
+  /** Extra response headers (WWW-Authenticate, Retry-After). */
+  headers?: Record<string, string | string[]>;
+  /** Extra public protocol parameters (e.g. oauth_acceptable_timestamps). */
+  params?: Record<string, string>;
+  cause?: unknown;
+}
+
+/** An error from the catalog. Everything that answers a client with a 4xx/5xx throws one of these. */
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly detail: string | undefined;
+  readonly field: string | undefined;
+  readonly headers: Record<string, string | string[]>;
+  readonly params: Record<string, string>;
+
+  constructor(code: ErrorCode, options: AppErrorOptions = {}) {
+    super(options.message ?? errorCatalog[code].description, { cause: options.cause });
+    this.name = 'AppError';
+    this.code = code;
+    this.status = errorCatalog[code].status;
+    this.detail = options.detail;
+    this.field = options.field;
+    this.headers = options.headers ?? {};
+    this.params = options.params ?? {};
+  }
+
+  /** The JSON body used by the admin API and the gateway. */
+  toJSON(): { error: ErrorCode; message: string; field?: string } {
+    return this.field === undefined
+      ? { error: this.code, message: this.message }
+      : { error: this.code, message: this.message, field: this.field };
+  }
+}
+
+export function isAppError(error: unknown): error is AppError {
+  return error instanceof AppError;
+}

@@ -1,0 +1,43 @@
+/**
+ * The one catalog of error codes. Each code has an HTTP status, a public description, and where
+ * it applies the protocol rendering (OAuth 1.0a `oauth_problem`, OAuth 2.0 `error`).
+ * `docs/errors.md` is generated from this table (`npm run docs`); a test keeps them in step.
+ */
+export interface ErrorSpec {
+  readonly status: number;
+  readonly description: string;
+  /** RFC 6749/6750 `error` value when rendered on an OAuth 2.0 surface. */
+  readonly oauth2?: string;
+  /** OAuth 1.0a `oauth_problem` when rendered on an OAuth 1.0a surface. */
+  readonly oauth1?: string;
+}
+
+export const errorCatalog = {
+  // --- generic request problems
+  invalid_request: { status: 400, description: 'The request is malformed (bad JSON, bad encoding, missing parameter).', oauth2: 'invalid_request' },
+  validation_failed: { status: 400, description: 'A field is missing, unknown, of the wrong type or out of range; `field` names it.' },
+  payload_too_large: { status: 413, description: 'The request body is larger than the configured limit.' },
+  unsupported_media_type: { status: 415, description: 'The request body has a content type this endpoint does not read.' },
+  not_found: { status: 404, description: 'No such resource.' },
+  method_not_allowed: { status: 405, description: 'This endpoint does not answer this method.' },
+  conflict: { status: 409, description: 'A resource with the same unique name already exists.' },
+  // --- authentication and authorization
+  unauthenticated: { status: 401, description: 'This resource needs authentication and none was given.', oauth2: 'invalid_token' },
+  invalid_credentials: { status: 401, description: 'The username, password or token is wrong.', oauth2: 'invalid_token' },
+  credential_expired: { status: 401, description: 'The token or session has expired.', oauth2: 'invalid_token' },
+  credential_revoked: { status: 401, description: 'The token was revoked, or the link it was issued through was deleted.', oauth2: 'invalid_token' },
+  user_disabled: { status: 401, description: 'The user is disabled.', oauth2: 'invalid_token' },
+  password_auth_disabled: { status: 401, description: 'Basic authentication with a password is switched off; use an API token.' },
+  malformed_credentials: { status: 401, description: 'The Authorization header cannot be parsed.', oauth2: 'invalid_request' },
+  forbidden: { status: 403, description: 'The authenticated principal may not do this.', oauth2: 'insufficient_scope' },
+  csrf_failed: { status: 403, description: 'The form or request lacks a valid CSRF token; reload the page and try again.' },
+  too_many_attempts: { status: 429, description: 'Too many failed sign-in attempts; retry after the time in `Retry-After`.' },
+  // --- gateway
+  upstream_unavailable: { status: 502, description: 'The host application could not be reached.' },
+  upstream_timeout: { status: 504, description: 'The host application did not answer in time.' },
+  // --- server
+  internal: { status: 500, description: 'An unexpected error; details are in the server log.' },
+  unavailable: { status: 503, description: 'The server is shutting down or its store is unreachable.' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof errorCatalog;

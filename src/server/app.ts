@@ -1,0 +1,82 @@
+import formbody from '@fastify/formbody';
+import swagger from '@fastify/swagger';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { forwardAuth } from '../gateway/forward-auth.js';
+import { gateway } from '../gateway/gateway.js';
+import { APPLINKS_VERSION } from '../services/identity.js';
+import type { Services } from '../services/index.js';
+import { jsonErrorHandler, logError, toAppError } from './errors.js';
+import { accountPages } from './pages/account.js';
+import { html, sendPage } from './pages/html.js';
+import { signInPages } from './pages/sign-in.js';
+import { adminApi } from './routes/admin-api.js';
+import { discovery } from './routes/discovery.js';
+import { validatorCompiler } from './validation.js';
+
+/** Renders errors on the server-rendered pages as a page, not JSON. */
+function htmlErrorHandler(s: Services) {
+  return (error: unknown, request: FastifyRequest, reply: FastifyReply) => {
+    const e = toAppError(error);
+    logError(request, e);
+    for (const [k, v] of Object.entries(e.headers)) reply.header(k, v);
+    sendPage(reply, e.status, 'Error', html`<h1>Something went wrong</h1><p class="error">${e.message}</p><p><a href="/applinks/account">Back to your account</a></p>`, s.config.appName);
+    return reply;
+  };
+}
+
+/**
+ * Builds the Fastify instance: applinks' own endpoints (discovery, admin API, pages, every
+ * protocol module's routes), then the gateway for every other path.
+ */
+export async function buildApp(s: Services): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: s.logger as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: !s.config.accessLog }),
+    trustProxy: s.config.trustedProxies.length > 0 ? s.config.trustedProxies : false,
+    bodyLimit: s.config.bodyLimit,
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+    routerOptions: { maxParamLength: 500 },
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setErrorHandler(jsonErrorHandler);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'applinks admin API', version: APPLINKS_VERSION, description: 'Users, application links, API tokens and the audit log. JSON, admin-only unless stated.' },
+      servers: [{ url: s.config.baseUrl }],
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'A personal API token (alpat_...).' },
+          basic: { type: 'http', scheme: 'basic', description: 'Username and password, or username and API token.' },
+        },
+      },
+      security: [{ bearer: [] }, { basic: [] }],
+    },
+    hideUntagged: true,
+  });
+  app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(async (api) => {
+    await discovery(api, s);
+    await forwardAuth(api, s);
+    await adminApi(api, s);
+  });
+
+  // Pages and the protocol endpoints read form bodies.
+  await app.register(async (forms) => {
+    await forms.register(formbody, { bodyLimit: s.config.bodyLimit });
+    await forms.register(async (pages) => {
+      pages.setErrorHandler(htmlErrorHandler(s));
+      await signInPages(pages, s);
+      await accountPages(pages, s);
+    });
+    for (const module of s.modules) {
+      if (module.routes) await forms.register(async (scope) => module.routes!(scope, s));
+    }
+  });
+
+  await app.register(async (proxy) => gateway(proxy, s));
+  return app as unknown as FastifyInstance;
+}

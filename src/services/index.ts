@@ -1,0 +1,168 @@
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { Edge } from '../auth/edge.js';
+import { Pipeline } from '../auth/pipeline.js';
+import { AuthTypeRegistry, type ProtocolModule } from '../auth/registry.js';
+import type { Config } from '../config/schema.js';
+import type { Keyring } from '../crypto/keyring.js';
+import { modules as defaultModules } from '../modules/index.js';
+import { createLogger } from '../server/logger.js';
+import type { OpenOptions } from '../storage/database.js';
+import { Store } from '../storage/store.js';
+import { systemClock, type Clock } from '../util/clock.js';
+import { ApiTokenService } from './api-tokens.js';
+import { AssertionService } from './assertions.js';
+import { AuditService, SYSTEM_ACTOR } from './audit.js';
+import { InstallationIdentity } from './identity.js';
+import { CORE_SEALED_COLUMNS, KeyService, type SealedColumn } from './keys.js';
+import { LinkService } from './links.js';
+import { loadMasterKeys, MASTER_KEY_FILE } from './master-key.js';
+import { Revocations } from './revocations.js';
+import { SessionService } from './sessions.js';
+import { SignInService } from './sign-in.js';
+import { UserService } from './users.js';
+
+/** Everything the routes, the gateway, the library and the CLI use, built once per process. */
+export interface Services {
+  readonly config: Config;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly store: Store;
+  readonly keyring: Keyring;
+  readonly edge: Edge;
+  readonly modules: readonly ProtocolModule[];
+  readonly registry: AuthTypeRegistry;
+  readonly revocations: Revocations;
+  readonly audit: AuditService;
+  readonly users: UserService;
+  readonly sessions: SessionService;
+  readonly apiTokens: ApiTokenService;
+  readonly signIn: SignInService;
+  readonly links: LinkService;
+  readonly keys: KeyService;
+  readonly identity: InstallationIdentity;
+  readonly assertions: AssertionService;
+  readonly pipeline: Pipeline;
+  /** Set when this start created the `admin` user with a generated password: print it once. */
+  readonly generatedAdminPassword: string | undefined;
+  /** Stops background work, writes what is batched, closes the store. */
+  close(): Promise<void>;
+}
+
+export interface CreateServicesOptions {
+  clock?: Clock;
+  logger?: Logger;
+  modules?: readonly ProtocolModule[];
+  storeOptions?: OpenOptions;
+  /** Run periodic jobs (flush last-use, prune); off for short-lived CLI commands. */
+  background?: boolean;
+  /** Create the `admin` user when there are no users (the server does; the CLI does not). */
+  bootstrapAdmin?: boolean;
+}
+
+/** Opens the store, loads keys and builds every service. */
+export async function createServices(config: Config, options: CreateServicesOptions = {}): Promise<Services> {
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? createLogger(config);
+  const modules = options.modules ?? defaultModules;
+  const master = loadMasterKeys(config);
+  const keyring = master.keyring;
+  if (master.created) logger.info({ file: path.join(config.dataDir, MASTER_KEY_FILE) }, 'generated a new master key');
+  const store = await Store.open(config.databaseUrl, options.storeOptions);
+  try {
+    const registry = new AuthTypeRegistry(modules);
+    const revocations = new Revocations();
+    const audit = new AuditService(store, clock);
+    const ttl = config.authCacheTtlMs;
+    const users = new UserService(store, clock, audit, revocations, ttl);
+    const identity = await InstallationIdentity.load(store, keyring, config, registry);
+    const sealedColumns: SealedColumn[] = [...CORE_SEALED_COLUMNS, ...modules.flatMap((m) => m.sealedColumns ?? [])];
+    const keys = new KeyService(store, clock, keyring, sealedColumns);
+    let services: Services | undefined;
+    const partial = {
+      config,
+      clock,
+      logger,
+      store,
+      keyring,
+      edge: new Edge(config),
+      modules,
+      registry,
+      revocations,
+      audit,
+      users,
+      sessions: new SessionService(store, clock, users, revocations, config.sessionTtlSeconds, ttl),
+      apiTokens: new ApiTokenService(store, clock, users, audit, revocations, ttl),
+      signIn: new SignInService(store, clock, users, audit, revocations, identity.hmacSecret, {
+        maxFailuresPerUser: config.signInMaxFailuresPerUser,
+        maxFailuresPerAddress: config.signInMaxFailuresPerAddress,
+        windowSeconds: config.signInFailureWindowSeconds,
+        passwordCacheTtlSeconds: config.passwordCacheTtlSeconds,
+      }),
+      links: new LinkService(store, clock, registry, keyring, audit, revocations, () => services!, ttl),
+      keys,
+      identity,
+      assertions: new AssertionService(keys, clock, config.baseUrl, config.upstreamUrl ?? config.baseUrl, config.assertionTtlSeconds),
+    };
+    revocations.register(partial.assertions.revocable);
+    const stops: Array<() => Promise<void> | void> = [];
+    const built: Omit<Services, 'pipeline'> & { pipeline?: Pipeline; generatedAdminPassword: string | undefined } = {
+      ...partial,
+      generatedAdminPassword: undefined,
+      async close() {
+        for (const stop of stops.splice(0)) await stop();
+        await partial.apiTokens.flushLastUsed().catch((error: unknown) => logger.warn({ err: error }, 'could not write token last-use times'));
+        await store.close();
+      },
+    };
+    services = built as Services;
+    // Authenticators are built with the finished container (they read configuration and services).
+    built.pipeline = new Pipeline(
+      modules.flatMap((m) => m.authenticators?.(services!) ?? []),
+      modules.flatMap((m) => (m.authorize ? [m.authorize.bind(m)] : [])),
+    );
+    if (options.bootstrapAdmin) {
+      built.generatedAdminPassword = await bootstrapAdmin(services);
+    }
+    if (options.background) stops.push(...startBackground(services));
+    return services;
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+}
+
+/** Creates `admin` when the directory is empty; answers the generated password, if one was. */
+async function bootstrapAdmin(s: Services): Promise<string | undefined> {
+  if ((await s.store.users.count()) > 0) return undefined;
+  const { randomBytes } = await import('node:crypto');
+  const password = s.config.adminPassword ?? randomBytes(18).toString('base64url');
+  try {
+    await s.users.create({ username: 'admin', displayName: 'Administrator', password, isAdmin: true }, SYSTEM_ACTOR);
+  } catch (error) {
+    // Another instance created it at the same moment.
+    if ((await s.store.users.findByUsername('admin')) === undefined) throw error;
+    return undefined;
+  }
+  return s.config.adminPassword ? undefined : password;
+}
+
+function startBackground(s: Services): Array<() => Promise<void> | void> {
+  const every = (ms: number, job: () => Promise<unknown>, what: string) => {
+    const timer = setInterval(() => {
+      job().catch((error: unknown) => s.logger.warn({ err: error }, `background job failed: ${what}`));
+    }, ms);
+    timer.unref();
+    return () => clearInterval(timer);
+  };
+  const stops = [
+    every(10_000, () => s.apiTokens.flushLastUsed(), 'write token last-use times'),
+    every(600_000, () => s.sessions.pruneExpired(), 'prune expired sessions'),
+    every(600_000, () => s.signIn.pruneThrottle(), 'prune throttle counters'),
+  ];
+  for (const module of s.modules) {
+    const stop = module.start?.(s);
+    if (stop) stops.push(stop);
+  }
+  return stops;
+}

@@ -1,0 +1,364 @@
+import { randomUUID } from 'node:crypto';
+import { Value } from '@sinclair/typebox/value';
+import { request as undiciRequest } from 'undici';
+import type { AuthTypeDescriptor, AuthTypeRegistry, LinkAuthSpec } from '../auth/registry.js';
+import type { Keyring } from '../crypto/keyring.js';
+import { AppError } from '../errors/index.js';
+import { parseManifest, type Manifest } from '../protocols/applinks/manifest.js';
+import { UniqueViolation } from '../storage/repositories/common.js';
+import type { Direction, LinkAuthRecord, LinkRecord } from '../storage/repositories/links.js';
+import type { Store } from '../storage/store.js';
+import type { Clock } from '../util/clock.js';
+import { TtlCache } from '../util/ttl-cache.js';
+import type { Actor, AuditService } from './audit.js';
+import type { Revocations } from './revocations.js';
+import type { Services } from './index.js';
+
+export type AuthConfigs = Record<string, Record<string, unknown>>;
+
+export interface LinkInput {
+  name: string;
+  url?: string | null;
+  applicationType?: string;
+  incoming?: AuthConfigs;
+  outgoing?: AuthConfigs;
+}
+
+export interface LinkUpdate {
+  name?: string;
+  url?: string | null;
+  applicationType?: string;
+}
+
+/** The public view of one direction's configuration of one type: secrets are only named. */
+export interface AuthView {
+  type: string;
+  config: Record<string, unknown>;
+  /** Names of the secret fields that hold a value (the values are never returned). */
+  secretsSet: string[];
+  warnings: string[];
+  updatedAt: number;
+}
+
+export interface LinkView extends LinkRecord {
+  incoming: AuthView[];
+  outgoing: AuthView[];
+  /** The outgoing type of highest weight, used when a caller does not ask for one. */
+  primaryOutgoingType: string | null;
+  incomingOnly: boolean;
+}
+
+export interface LinkHealth {
+  linkId: string;
+  healthy: boolean;
+  checkedAt: number;
+  warnings: string[];
+  remote: null | {
+    url: string;
+    reachable: boolean;
+    status: number | null;
+    manifest: RemoteManifest | null;
+    error: string | null;
+  };
+}
+
+export type RemoteManifest = Partial<Manifest> & { id: string; typeId: string };
+
+export const APPLICATION_TYPES = ['generic', 'jira', 'confluence', 'bitbucket', 'stash', 'bamboo', 'crowd', 'fecru', 'refapp', 'applinks'] as const;
+
+/** An incoming configuration found by its lookup key, with the link it belongs to. */
+export interface IncomingMatch {
+  link: LinkRecord;
+  auth: LinkAuthRecord;
+}
+
+/**
+ * Application links and their typed incoming and outgoing authentication configurations. The
+ * registry's schema of each type validates its configuration; secret fields are sealed at rest
+ * and never returned. Deleting a link revokes everything issued through it, at once.
+ */
+export class LinkService {
+  private readonly incomingCache: TtlCache<IncomingMatch | null>;
+  private readonly linkCache: TtlCache<LinkRecord>;
+
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+    private readonly registry: AuthTypeRegistry,
+    private readonly keyring: Keyring,
+    private readonly audit: AuditService,
+    private readonly revocations: Revocations,
+    private readonly services: () => Services,
+    private readonly cacheTtlMs: number,
+  ) {
+    this.incomingCache = revocations.register(new TtlCache(10_000, () => clock.now()));
+    this.linkCache = revocations.register(new TtlCache(10_000, () => clock.now()));
+  }
+
+  /** The link record from a short-lived cache, for the request path; undefined once deleted. */
+  async cached(id: string): Promise<LinkRecord | undefined> {
+    const hit = this.linkCache.get(id);
+    if (hit) return hit;
+    const link = await this.store.links.findById(id);
+    if (link) this.linkCache.set(id, link, this.cacheTtlMs, [`link:${id}`]);
+    return link;
+  }
+
+  async create(input: LinkInput, actor: Actor): Promise<LinkView> {
+    const url = normaliseUrl(input.url ?? null);
+    const applicationType = checkApplicationType(input.applicationType ?? 'generic');
+    const now = this.clock.now();
+    const link: LinkRecord = { id: randomUUID(), name: checkName(input.name), url, applicationType, remoteApplicationId: null, createdAt: now, updatedAt: now };
+    const auths: LinkAuthRecord[] = [];
+    for (const direction of ['incoming', 'outgoing'] as const) {
+      for (const [type, config] of Object.entries(input[direction] ?? {})) {
+        auths.push(await this.prepareAuth(link.id, direction, type, config, undefined, now));
+      }
+    }
+    await this.conflictsAsAppErrors(input.name, () =>
+      this.store.transaction(async (repos) => {
+        await repos.links.create(link);
+        for (const auth of auths) await repos.links.upsertAuth(auth);
+        await this.audit.record(actor, { action: 'link.create', target: { type: 'link', id: link.id, name: link.name }, details: { types: auths.map((a) => `${a.direction}:${a.type}`) } }, repos);
+      }),
+    );
+    return this.get(link.id);
+  }
+
+  async get(id: string): Promise<LinkView> {
+    const link = await this.store.links.findById(id);
+    if (!link) throw new AppError('not_found', { message: 'No such application link.' });
+    return this.view(link, await this.store.links.listAuth(id));
+  }
+
+  async list(): Promise<LinkView[]> {
+    const [links, auths] = await Promise.all([this.store.links.list(), this.store.links.listAllAuth()]);
+    return links.map((l) => this.view(l, auths.filter((a) => a.linkId === l.id)));
+  }
+
+  async update(id: string, update: LinkUpdate, actor: Actor): Promise<LinkView> {
+    const patch: LinkUpdate = {};
+    if (update.name !== undefined) patch.name = checkName(update.name);
+    if (update.url !== undefined) patch.url = normaliseUrl(update.url);
+    if (update.applicationType !== undefined) patch.applicationType = checkApplicationType(update.applicationType);
+    await this.conflictsAsAppErrors(update.name ?? '', () =>
+      this.store.transaction(async (repos) => {
+        const link = await repos.links.update(id, patch, this.clock.now());
+        if (!link) throw new AppError('not_found', { message: 'No such application link.' });
+        await this.audit.record(actor, { action: 'link.update', target: { type: 'link', id, name: link.name }, details: { fields: Object.keys(patch) } }, repos);
+      }),
+    );
+    this.revocations.link(id);
+    return this.get(id);
+  }
+
+  /** Sets one type's configuration on one side. Omitted secret fields keep their stored values. */
+  async setAuth(id: string, direction: Direction, type: string, config: Record<string, unknown>, actor: Actor): Promise<LinkView> {
+    const link = await this.store.links.findById(id);
+    if (!link) throw new AppError('not_found', { message: 'No such application link.' });
+    const existing = await this.store.links.findAuth(id, direction, type);
+    const auth = await this.prepareAuth(id, direction, type, config, existing, this.clock.now());
+    await this.conflictsAsAppErrors(link.name, () =>
+      this.store.transaction(async (repos) => {
+        await repos.links.upsertAuth(auth);
+        await this.audit.record(actor, { action: `link.${direction}.set`, target: { type: 'link', id, name: link.name }, details: { type } }, repos);
+      }),
+    );
+    this.revocations.link(id);
+    return this.get(id);
+  }
+
+  /** Removes one type from one side; tokens issued through it stop working at once. */
+  async deleteAuth(id: string, direction: Direction, type: string, actor: Actor): Promise<LinkView> {
+    await this.store.transaction(async (repos) => {
+      const link = await repos.links.findById(id);
+      if (!link) throw new AppError('not_found', { message: 'No such application link.' });
+      if (!(await repos.links.deleteAuth(id, direction, type))) {
+        throw new AppError('not_found', { message: `The link has no ${direction} ${type} configuration.` });
+      }
+      await this.audit.record(actor, { action: `link.${direction}.delete`, target: { type: 'link', id, name: link.name }, details: { type } }, repos);
+    });
+    this.revocations.link(id);
+    return this.get(id);
+  }
+
+  /** Deletes the link and, by cascade in the same transaction, everything issued through it. */
+  async delete(id: string, actor: Actor): Promise<void> {
+    await this.store.transaction(async (repos) => {
+      const link = await repos.links.findById(id);
+      if (!link) throw new AppError('not_found', { message: 'No such application link.' });
+      await repos.links.delete(id);
+      await this.audit.record(actor, { action: 'link.delete', target: { type: 'link', id, name: link.name } }, repos);
+    });
+    this.revocations.link(id);
+  }
+
+  /**
+   * The incoming configuration of `type` whose lookup key is `key` (a consumer key, a client
+   * id), cached like credentials. Answers undefined when none.
+   */
+  async findIncoming(type: string, key: string): Promise<IncomingMatch | undefined> {
+    const cacheKey = `${type}\u0000${key}`;
+    const cached = this.incomingCache.get(cacheKey);
+    if (cached !== undefined) return cached ?? undefined;
+    const auth = await this.store.links.findAuthByLookupKey('incoming', type, key);
+    const link = auth ? await this.store.links.findById(auth.linkId) : undefined;
+    const match = auth && link ? { link, auth } : null;
+    this.incomingCache.set(cacheKey, match, this.cacheTtlMs, match ? [`link:${match.link.id}`] : []);
+    return match ?? undefined;
+  }
+
+  /** The opened secret fields of a configuration. */
+  openSecrets(auth: LinkAuthRecord): Record<string, unknown> {
+    if (!auth.secretsSealed) return {};
+    return JSON.parse(this.keyring.open(auth.secretsSealed, sealContext(auth.linkId, auth.direction, auth.type))) as Record<string, unknown>;
+  }
+
+  /** Reachability and manifest of the remote, for links with an outgoing side. */
+  async health(id: string): Promise<LinkHealth> {
+    const view = await this.get(id);
+    const checkedAt = this.clock.now();
+    if (view.outgoing.length === 0) return { linkId: id, healthy: true, checkedAt, warnings: [], remote: null };
+    if (!view.url) {
+      return { linkId: id, healthy: false, checkedAt, warnings: ['The link has outgoing authentication but no URL to reach the remote at.'], remote: null };
+    }
+    const manifestUrl = `${view.url}/rest/applinks/1.0/manifest`;
+    const warnings: string[] = [];
+    try {
+      const res = await undiciRequest(manifestUrl, {
+        method: 'GET',
+        headers: { accept: 'application/json, application/xml;q=0.9' },
+        headersTimeout: 5000,
+        bodyTimeout: 5000,
+        maxRedirections: 0,
+      } as Parameters<typeof undiciRequest>[1]);
+      const body = (await res.body.text()).slice(0, 1_000_000);
+      let manifest: RemoteManifest | null = null;
+      if (res.statusCode === 200) {
+        try {
+          manifest = parseManifest(body, String(res.headers['content-type'] ?? ''));
+        } catch {
+          warnings.push('The remote answered its manifest URL with something that is not a manifest.');
+        }
+      } else {
+        warnings.push(`The remote has no Application Links manifest (HTTP ${res.statusCode}); it is reachable.`);
+      }
+      if (manifest && view.remoteApplicationId && manifest.id !== view.remoteApplicationId) {
+        warnings.push(`The remote now announces application id ${manifest.id}, not ${view.remoteApplicationId}: it may be a different application.`);
+      }
+      if (manifest && !view.remoteApplicationId) {
+        await this.store.links.update(id, { remoteApplicationId: manifest.id }, checkedAt);
+      }
+      return { linkId: id, healthy: true, checkedAt, warnings, remote: { url: view.url, reachable: true, status: res.statusCode, manifest, error: null } };
+    } catch (error) {
+      return {
+        linkId: id,
+        healthy: false,
+        checkedAt,
+        warnings: ['The remote could not be reached.'],
+        remote: { url: view.url, reachable: false, status: null, manifest: null, error: (error as Error).message },
+      };
+    }
+  }
+
+  private view(link: LinkRecord, auths: LinkAuthRecord[]): LinkView {
+    const side = (direction: Direction) =>
+      auths
+        .filter((a) => a.direction === direction)
+        .map((a): AuthView => {
+          const spec = this.registry.get(a.type)?.[direction];
+          const secretsSet = spec?.secretFields?.length && a.secretsSealed ? Object.keys(this.openSecrets(a)) : [];
+          return { type: a.type, config: a.config, secretsSet, warnings: spec?.warnings?.(a.config) ?? [], updatedAt: a.updatedAt };
+        });
+    const outgoing = side('outgoing');
+    return {
+      ...link,
+      incoming: side('incoming'),
+      outgoing,
+      primaryOutgoingType: this.registry.primary(outgoing.map((o) => o.type))?.id ?? null,
+      incomingOnly: outgoing.length === 0,
+    };
+  }
+
+  private async prepareAuth(
+    linkId: string,
+    direction: Direction,
+    type: string,
+    input: Record<string, unknown>,
+    existing: LinkAuthRecord | undefined,
+    now: number,
+  ): Promise<LinkAuthRecord> {
+    const descriptor: AuthTypeDescriptor | undefined = this.registry.get(type);
+    const spec: LinkAuthSpec | undefined = descriptor?.[direction];
+    const field = `${direction}.${type}`;
+    if (!spec) throw new AppError('validation_failed', { field, message: `${field}: ${type} cannot be configured on the ${direction} side of a link.` });
+    const secretFields = spec.secretFields ?? [];
+    const previous = existing ? this.openSecrets(existing) : {};
+    const merged: Record<string, unknown> = { ...input };
+    for (const name of secretFields) if (merged[name] === undefined && previous[name] !== undefined) merged[name] = previous[name];
+    const firstError = Value.Errors(spec.schema, merged).First();
+    if (firstError) {
+      const at = firstError.path.replace(/^\//, '').replace(/\//g, '.');
+      throw new AppError('validation_failed', { field: at ? `${field}.${at}` : field, message: `${at ? `${field}.${at}` : field}: ${firstError.message}` });
+    }
+    const config = spec.validate ? await spec.validate(merged, this.services()) : merged;
+    const secrets: Record<string, unknown> = {};
+    const plain: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(config)) (secretFields.includes(k) ? secrets : plain)[k] = v;
+    return {
+      linkId,
+      direction,
+      type,
+      config: plain,
+      secretsSealed: Object.keys(secrets).length > 0 ? this.keyring.seal(JSON.stringify(secrets), sealContext(linkId, direction, type)) : null,
+      lookupKey: spec.lookupKey?.(config) ?? null,
+      createdAt: existing?.createdAt ?? now,
+      updatedAt: now,
+    };
+  }
+
+  private async conflictsAsAppErrors<T>(name: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (!(error instanceof UniqueViolation)) throw error;
+      const cause = String((error.cause as Error | undefined)?.message ?? '');
+      if (/lookup|link_auth/.test(cause)) {
+        throw new AppError('conflict', { message: 'Another link already uses this key or client id.' });
+      }
+      throw new AppError('conflict', { message: `A link named "${name}" already exists.`, field: 'name' });
+    }
+  }
+}
+
+/** The additional authenticated data of a link configuration's sealed secrets. */
+export function sealContext(linkId: string, direction: Direction, type: string): string {
+  return `link_auth.secrets_sealed:${linkId}/${direction}/${type}`;
+}
+
+function checkName(name: string): string {
+  const trimmed = name.trim();
+  if (trimmed.length < 1 || trimmed.length > 200) throw new AppError('validation_failed', { field: 'name', message: 'name: 1 to 200 characters.' });
+  return trimmed;
+}
+
+function checkApplicationType(type: string): string {
+  if (!(APPLICATION_TYPES as readonly string[]).includes(type)) {
+    throw new AppError('validation_failed', { field: 'applicationType', message: `applicationType: one of ${APPLICATION_TYPES.join(', ')}.` });
+  }
+  return type;
+}
+
+function normaliseUrl(url: string | null): string | null {
+  if (url === null || url === '') return null;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new AppError('validation_failed', { field: 'url', message: 'url: must be an absolute http(s) URL.' });
+  }
+  if (!['http:', 'https:'].includes(parsed.protocol) || parsed.username || parsed.password || parsed.search || parsed.hash) {
+    throw new AppError('validation_failed', { field: 'url', message: 'url: must be an http(s) URL without credentials, query or fragment.' });
+  }
+  return parsed.toString().replace(/\/+$/, '');
+}

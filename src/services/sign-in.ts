@@ -1,0 +1,104 @@
+import { verifyPassword, DUMMY_PASSWORD_HASH } from '../crypto/password.js';
+import { hmacBase64url } from '../crypto/tokens.js';
+import { AppError } from '../errors/index.js';
+import type { UserRecord } from '../storage/repositories/users.js';
+import type { Store } from '../storage/store.js';
+import type { Clock } from '../util/clock.js';
+import { TtlCache } from '../util/ttl-cache.js';
+import type { Actor, AuditService } from './audit.js';
+import type { Revocations } from './revocations.js';
+import type { UserService } from './users.js';
+
+export interface SignInLimits {
+  maxFailuresPerUser: number;
+  maxFailuresPerAddress: number;
+  windowSeconds: number;
+  passwordCacheTtlSeconds: number;
+}
+
+/**
+ * Password checks for the sign-in form and Basic authentication, with the throttle on failures
+ * (per username and per client address, counted in the store so every instance shares them)
+ * and a cache of recent successes, keyed by an HMAC of the credential so that Basic does not
+ * run scrypt on every request. A cached success is used only while the user's stored password
+ * hash is still the one it was checked against.
+ */
+export class SignInService {
+  private readonly successes: TtlCache<{ userId: string; passwordHash: string }>;
+
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+    private readonly users: UserService,
+    private readonly audit: AuditService,
+    revocations: Revocations,
+    private readonly cacheKey: Buffer,
+    private readonly limits: SignInLimits,
+  ) {
+    this.successes = revocations.register(new TtlCache(10_000, () => clock.now()));
+  }
+
+  /**
+   * Answers the user whose password this is. Throws too_many_attempts (429, Retry-After),
+   * invalid_credentials or user_disabled; failures are counted and audited.
+   */
+  async verify(username: string, password: string, how: 'form' | 'basic', address: string): Promise<UserRecord> {
+    const key = hmacBase64url(this.cacheKey, `${username.toLowerCase()}\u0000${password}`);
+    const hit = this.successes.get(key);
+    if (hit) {
+      const user = await this.users.cached(hit.userId);
+      if (user && user.passwordHash === hit.passwordHash) {
+        if (user.disabled) throw new AppError('user_disabled');
+        return user;
+      }
+      this.successes.delete(key);
+    }
+
+    await this.refuseIfThrottled(username, address);
+    const user = await this.store.users.findByUsername(username);
+    // Spend the same scrypt time whether or not the user exists.
+    const ok = await verifyPassword(password, user?.passwordHash ?? DUMMY_PASSWORD_HASH);
+    if (!user || !user.passwordHash || !ok) {
+      await this.recordFailure(username, address, how);
+      throw new AppError('invalid_credentials', { message: 'The username or password is wrong.' });
+    }
+    if (user.disabled) throw new AppError('user_disabled');
+    await this.store.throttle.reset(userKey(username));
+    this.successes.set(key, { userId: user.id, passwordHash: user.passwordHash }, this.limits.passwordCacheTtlSeconds * 1000, [`user:${user.id}`]);
+    return user;
+  }
+
+  private async refuseIfThrottled(username: string, address: string): Promise<void> {
+    const now = this.clock.now();
+    const windowMs = this.limits.windowSeconds * 1000;
+    const checks: Array<[string, number]> = [
+      [userKey(username), this.limits.maxFailuresPerUser],
+      [addressKey(address), this.limits.maxFailuresPerAddress],
+    ];
+    for (const [key, max] of checks) {
+      const state = await this.store.throttle.get(key);
+      if (state && state.windowStart > now - windowMs && state.count >= max) {
+        const retryAfter = Math.max(1, Math.ceil((state.windowStart + windowMs - now) / 1000));
+        throw new AppError('too_many_attempts', { headers: { 'retry-after': String(retryAfter) } });
+      }
+    }
+  }
+
+  private async recordFailure(username: string, address: string, how: 'form' | 'basic'): Promise<void> {
+    const now = this.clock.now();
+    const windowMs = this.limits.windowSeconds * 1000;
+    const actor: Actor = { id: null, name: 'anonymous', address };
+    await this.store.transaction(async (repos) => {
+      await repos.throttle.hit(userKey(username), now, windowMs);
+      await repos.throttle.hit(addressKey(address), now, windowMs);
+      await this.audit.record(actor, { action: 'signin.failed', target: { type: 'user', id: null, name: username.slice(0, 100) }, details: { method: how } }, repos);
+    });
+  }
+
+  pruneThrottle(): Promise<void> {
+    return this.store.throttle.deleteOlderThan(this.clock.now() - this.limits.windowSeconds * 1000);
+  }
+}
+
+const userKey = (username: string) => `signin:user:${username.toLowerCase()}`;
+const addressKey = (address: string) => `signin:addr:${address}`;

@@ -1,0 +1,161 @@
+import { randomUUID } from 'node:crypto';
+import type { PrincipalUser } from '../auth/principal.js';
+import { hashPassword } from '../crypto/password.js';
+import { AppError } from '../errors/index.js';
+import { UniqueViolation } from '../storage/repositories/common.js';
+import type { UserListQuery, UserPatch, UserRecord } from '../storage/repositories/users.js';
+import type { Store } from '../storage/store.js';
+import type { Clock } from '../util/clock.js';
+import { TtlCache } from '../util/ttl-cache.js';
+import type { Actor, AuditService } from './audit.js';
+import type { Revocations } from './revocations.js';
+
+/** Usernames travel in HTTP headers (X-Applinks-User), so they are limited to a header-safe set. */
+export const USERNAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}$';
+const USERNAME = new RegExp(USERNAME_PATTERN);
+
+export interface UserInput {
+  username: string;
+  displayName?: string;
+  email?: string | null;
+  password?: string | null;
+  isAdmin?: boolean;
+  disabled?: boolean;
+  groups?: string[];
+}
+
+export type UserUpdate = Partial<Omit<UserInput, 'username'>> & { username?: string };
+
+export function toPrincipalUser(u: UserRecord): PrincipalUser {
+  return { id: u.id, username: u.username, displayName: u.displayName, email: u.email, isAdmin: u.isAdmin, groups: u.groups };
+}
+
+/**
+ * The built-in user directory. Disabling, deleting or changing the password of a user ends their
+ * sessions and drops every cached credential of theirs on this instance at once.
+ */
+export class UserService {
+  private readonly cache: TtlCache<UserRecord>;
+
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+    private readonly audit: AuditService,
+    private readonly revocations: Revocations,
+    private readonly cacheTtlMs: number,
+  ) {
+    this.cache = revocations.register(new TtlCache<UserRecord>(10_000, () => clock.now()));
+  }
+
+  /** The user, from a cache that lives APPLINKS_AUTH_CACHE_TTL_MS: the hot path of every request. */
+  async cached(id: string): Promise<UserRecord | undefined> {
+    const hit = this.cache.get(id);
+    if (hit) return hit;
+    const user = await this.store.users.findById(id);
+    if (user) this.cache.set(id, user, this.cacheTtlMs, [`user:${id}`]);
+    return user;
+  }
+
+  async get(id: string): Promise<UserRecord> {
+    const user = await this.store.users.findById(id);
+    if (!user) throw new AppError('not_found', { message: 'No such user.' });
+    return user;
+  }
+
+  findByUsername(username: string): Promise<UserRecord | undefined> {
+    return this.store.users.findByUsername(username);
+  }
+
+  list(query: UserListQuery): Promise<{ users: UserRecord[]; total: number }> {
+    return this.store.users.list(query);
+  }
+
+  async create(input: UserInput, actor: Actor): Promise<UserRecord> {
+    checkUsername(input.username);
+    const passwordHash = input.password ? await hashPassword(checkPassword(input.password)) : null;
+    const now = this.clock.now();
+    try {
+      return await this.store.transaction(async (repos) => {
+        const user = await repos.users.create({
+          id: randomUUID(),
+          username: input.username,
+          displayName: input.displayName ?? input.username,
+          email: input.email ?? null,
+          passwordHash,
+          isAdmin: input.isAdmin ?? false,
+          disabled: input.disabled ?? false,
+          groups: input.groups ?? [],
+          now,
+        });
+        await this.audit.record(actor, { action: 'user.create', target: { type: 'user', id: user.id, name: user.username }, details: { admin: user.isAdmin } }, repos);
+        return user;
+      });
+    } catch (error) {
+      if (error instanceof UniqueViolation) throw new AppError('conflict', { message: `A user named "${input.username}" already exists.`, field: 'username' });
+      throw error;
+    }
+  }
+
+  async update(id: string, update: UserUpdate, actor: Actor): Promise<UserRecord> {
+    if (update.username !== undefined) checkUsername(update.username);
+    const patch: UserPatch = {};
+    if (update.username !== undefined) patch.username = update.username;
+    if (update.displayName !== undefined) patch.displayName = update.displayName;
+    if (update.email !== undefined) patch.email = update.email;
+    if (update.isAdmin !== undefined) patch.isAdmin = update.isAdmin;
+    if (update.disabled !== undefined) patch.disabled = update.disabled;
+    if (update.groups !== undefined) patch.groups = update.groups;
+    if (update.password !== undefined) patch.passwordHash = update.password === null ? null : await hashPassword(checkPassword(update.password));
+    try {
+      const user = await this.store.transaction(async (repos) => {
+        const before = await repos.users.findById(id);
+        if (!before) throw new AppError('not_found', { message: 'No such user.' });
+        const after = (await repos.users.update(id, patch, this.clock.now()))!;
+        const endsSessions = (patch.disabled === true && !before.disabled) || patch.passwordHash !== undefined;
+        if (endsSessions) await repos.sessions.deleteForUser(id);
+        await this.audit.record(
+          actor,
+          {
+            action: patch.disabled === true && !before.disabled ? 'user.disable' : patch.disabled === false && before.disabled ? 'user.enable' : 'user.update',
+            target: { type: 'user', id, name: after.username },
+            // Field names only: never the values of passwords.
+            details: { fields: Object.keys(update).filter((k) => (update as Record<string, unknown>)[k] !== undefined) },
+          },
+          repos,
+        );
+        return after;
+      });
+      this.revocations.user(id);
+      return user;
+    } catch (error) {
+      if (error instanceof UniqueViolation) throw new AppError('conflict', { message: `A user named "${update.username}" already exists.`, field: 'username' });
+      throw error;
+    }
+  }
+
+  async delete(id: string, actor: Actor): Promise<void> {
+    await this.store.transaction(async (repos) => {
+      const user = await repos.users.findById(id);
+      if (!user) throw new AppError('not_found', { message: 'No such user.' });
+      await repos.users.delete(id);
+      await this.audit.record(actor, { action: 'user.delete', target: { type: 'user', id, name: user.username } }, repos);
+    });
+    this.revocations.user(id);
+  }
+}
+
+function checkUsername(username: string): void {
+  if (!USERNAME.test(username)) {
+    throw new AppError('validation_failed', {
+      field: 'username',
+      message: 'username: 1 to 100 letters, digits or . _ @ + -, starting with a letter or digit.',
+    });
+  }
+}
+
+function checkPassword(password: string): string {
+  if (password.length < 8 || password.length > 1024) {
+    throw new AppError('validation_failed', { field: 'password', message: 'password: 8 to 1024 characters.' });
+  }
+  return password;
+}

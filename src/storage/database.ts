@@ -1,0 +1,84 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import SQLite from 'better-sqlite3';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import pg from 'pg';
+import { migrations } from './migrations/index.js';
+import type { Database } from './schema.js';
+
+export type DialectName = 'sqlite' | 'postgres';
+
+/**
+ * What differs between the two engines, in one place. Repositories ask this object instead of
+ * testing the dialect name.
+ */
+export interface Capabilities {
+  readonly dialect: DialectName;
+  /** Several processes may share this store (PostgreSQL), so per-process state is not authoritative. */
+  readonly shared: boolean;
+}
+
+export interface OpenedDatabase {
+  db: Kysely<Database>;
+  capabilities: Capabilities;
+}
+
+export interface OpenOptions {
+  /** PostgreSQL only: a schema to use (created when missing); tests isolate themselves with it. */
+  schema?: string;
+  /** PostgreSQL pool size. */
+  poolSize?: number;
+}
+
+/** Opens the store named by a `sqlite:<path>` or `postgres://` URL. Does not migrate. */
+export function openDatabase(url: string, options: OpenOptions = {}): OpenedDatabase {
+  if (url.startsWith('sqlite:')) {
+    const file = url.slice('sqlite:'.length);
+    if (file !== ':memory:') mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    const sqlite = new SQLite(file);
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = NORMAL');
+    sqlite.pragma('foreign_keys = ON');
+    sqlite.pragma('busy_timeout = 5000');
+    return {
+      db: new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }),
+      capabilities: { dialect: 'sqlite', shared: false },
+    };
+  }
+  if (/^postgres(ql)?:\/\//.test(url)) {
+    const schema = options.schema;
+    if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error('invalid schema name');
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: options.poolSize ?? 10,
+      ...(schema ? { options: `-c search_path=${schema}` } : {}),
+      // bigint columns hold millisecond times and counters well inside 2^53.
+      types: {
+        getTypeParser: ((oid: number, format?: string) =>
+          oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+      },
+    });
+    return {
+      db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }),
+      capabilities: { dialect: 'postgres', shared: true },
+    };
+  }
+  throw new Error('database URL must start with sqlite: or postgres://');
+}
+
+/** Applies pending migrations; several instances starting at once are serialised by Kysely's lock. */
+export async function migrate(db: Kysely<Database>, schema?: string): Promise<void> {
+  if (schema) await db.schema.createSchema(schema).ifNotExists().execute();
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: async () => migrations },
+    ...(schema ? { migrationTableSchema: schema } : {}),
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((r) => r.status === 'Error');
+  if (error || failed) {
+    throw new Error(`migration ${failed?.migrationName ?? ''} failed: ${(error as Error | undefined)?.message ?? 'unknown error'}`, {
+      cause: error,
+    });
+  }
+}

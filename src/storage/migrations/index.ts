@@ -1,0 +1,10 @@
+import type { Migration } from 'kysely';
+import * as m0001 from './0001-core.js';
+
+/**
+ * The one migration set, applied in order at start for both dialects. Add a file and one line;
+ * never edit or reorder a migration that has landed.
+ */
+export const migrations: Record<string, Migration> = {
+  '0001-core': m0001,
+};

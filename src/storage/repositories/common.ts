@@ -1,0 +1,29 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { Database } from '../schema.js';
+
+/** Either the database or an open transaction: repositories work the same on both. */
+export type Executor = Kysely<Database> | Transaction<Database>;
+
+/** Thrown by a repository when a unique constraint refuses a write. */
+export class UniqueViolation extends Error {
+  override name = 'UniqueViolation';
+}
+
+/** Recognises a unique-constraint failure from either engine (SQLite code, PostgreSQL SQLSTATE 23505). */
+export function isUniqueViolation(error: unknown): boolean {
+  const e = error as { code?: unknown } | null;
+  return e?.code === 'SQLITE_CONSTRAINT_UNIQUE' || e?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || e?.code === '23505';
+}
+
+/** Runs a write and turns a unique violation into UniqueViolation. */
+export async function uniquely<T>(write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (error) {
+    if (isUniqueViolation(error)) throw new UniqueViolation('unique constraint', { cause: error });
+    throw error;
+  }
+}
+
+export const bool = (n: number | boolean): boolean => n === 1 || n === true;
+export const int = (b: boolean): number => (b ? 1 : 0);

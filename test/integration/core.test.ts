@@ -1,0 +1,156 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { basic, createHarness, DIALECTS, json, userWithToken, type Harness } from '../helpers/harness.js';
+
+describe.each(DIALECTS)('core server on %s', (dialect) => {
+  let h: Harness;
+  beforeEach(async () => {
+    h = await createHarness(dialect);
+  });
+  afterEach(async () => {
+    await h.close();
+  });
+
+  it('serves the manifest anonymously as XML by default and JSON on request', async () => {
+    const xml = await h.inject({ url: '/rest/applinks/1.0/manifest' });
+    expect(xml.statusCode).toBe(200);
+    expect(xml.headers['content-type']).toMatch(/application\/xml/);
+    expect(xml.body).toContain(`<id>${h.services.identity.applicationId}</id>`);
+    expect(xml.body).toContain('<typeId>generic</typeId>');
+    const js = await h.inject({ url: '/rest/applinks/1.0/manifest', headers: { accept: 'application/json' } });
+    const m = json(js);
+    expect(m.id).toBe(h.services.identity.applicationId);
+    expect(m.url).toBe('http://applinks.test');
+    expect(m.inboundAuthenticationTypes).toContain('com.atlassian.applinks.api.auth.types.BasicAuthenticationProvider');
+  });
+
+  it('keeps the application id stable across restarts on the same store', async () => {
+    const id = h.services.identity.applicationId;
+    const second = await createHarness(dialect, { store: h.store, masterKey: undefined });
+    try {
+      expect(second.services.identity.applicationId).toBe(id);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('answers the principal as JSON on unowned paths when there is no upstream', async () => {
+    const anon = json(await h.inject({ url: '/anything/at/all?x=1' }));
+    expect(anon).toMatchObject({ authenticated: false, authType: 'anonymous', connection: 'gateway' });
+    const res = await h.inject({ url: '/x', headers: { authorization: h.adminBasic } });
+    const p = json(res);
+    expect(p).toMatchObject({ authenticated: true, authType: 'basic', user: { username: 'admin', admin: true } });
+    expect((p.warnings as Array<{ code: string }>).map((w) => w.code)).toContain('password-auth');
+  });
+
+  it('refuses a bad password with 401 and a Basic challenge, never anonymous', async () => {
+    const res = await h.inject({ url: '/x', headers: { authorization: basic('admin', 'wrong-password') } });
+    expect(res.statusCode).toBe(401);
+    expect(res.headers['www-authenticate']).toMatch(/^Basic realm="applinks"/);
+    expect(json(res).error).toBe('invalid_credentials');
+    const garbage = await h.inject({ url: '/x', headers: { authorization: 'Basic !!!' } });
+    expect(garbage.statusCode).toBe(401);
+    expect(json(garbage).error).toBe('malformed_credentials');
+    const unknownScheme = await h.inject({ url: '/x', headers: { authorization: 'Digest foo' } });
+    expect(unknownScheme.statusCode).toBe(401);
+  });
+
+  it('accepts API tokens as Bearer and as the Basic password, and refuses them once revoked', async () => {
+    const { token, user } = await userWithToken(h, 'alice');
+    const bearer = json(await h.inject({ url: '/x', headers: { authorization: `Bearer ${token}` } }));
+    expect(bearer).toMatchObject({ authType: 'api-token', user: { username: 'alice' }, warnings: [] });
+    const asPassword = json(await h.inject({ url: '/x', headers: { authorization: basic('alice', token) } }));
+    expect(asPassword).toMatchObject({ authType: 'api-token', user: { username: 'alice' } });
+    const otherUser = await h.inject({ url: '/x', headers: { authorization: basic('admin', token) } });
+    expect(otherUser.statusCode).toBe(401);
+
+    const [t] = await h.services.apiTokens.list(user.id);
+    const revoke = await h.inject({ method: 'DELETE', url: `/api/v1/users/${user.id}/tokens/${t!.id}`, headers: { authorization: h.adminBasic } });
+    expect(revoke.statusCode).toBe(204);
+    const after = await h.inject({ url: '/x', headers: { authorization: `Bearer ${token}` } });
+    expect(after.statusCode).toBe(401);
+    expect(after.headers['www-authenticate']).toMatch(/^Bearer realm="applinks", error="invalid_token"/);
+  });
+
+  it('creates a token through the API, shows it once, lists it without the secret', async () => {
+    const { bearer } = await userWithToken(h, 'bob');
+    const created = await h.inject({ method: 'POST', url: '/api/v1/me/tokens', headers: { authorization: bearer }, payload: { name: 'ci', expiresAt: new Date(h.clock.now() + 86_400_000).toISOString() } });
+    expect(created.statusCode).toBe(201);
+    const body = json(created);
+    expect(body.token).toMatch(/^alpat_[A-Za-z0-9_-]{43}$/);
+    const list = await h.inject({ url: '/api/v1/me/tokens', headers: { authorization: bearer } });
+    expect(list.body).not.toContain(body.token as string);
+    expect(json<{ tokens: Array<{ name: string }> }>(list).tokens.map((t) => t.name).sort()).toEqual(['ci', 'test']);
+  });
+
+  it('refuses an expired token', async () => {
+    const { user } = await userWithToken(h, 'carol');
+    const { token } = await h.services.apiTokens.create(user.id, { name: 'short', expiresAt: h.clock.now() + 1000 }, { id: null, name: 't', address: null });
+    expect((await h.inject({ url: '/x', headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(200);
+    (h.clock as { advance(ms: number): void }).advance(2000);
+    const res = await h.inject({ url: '/x', headers: { authorization: `Bearer ${token}` } });
+    expect(res.statusCode).toBe(401);
+    expect(json(res).error).toBe('credential_expired');
+  });
+
+  it('ends a disabled user’s tokens on the next request', async () => {
+    const { token, user } = await userWithToken(h, 'dave');
+    expect((await h.inject({ url: '/x', headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(200);
+    const res = await h.inject({ method: 'PATCH', url: `/api/v1/users/${user.id}`, headers: { authorization: h.adminBasic }, payload: { disabled: true } });
+    expect(res.statusCode).toBe(200);
+    const after = await h.inject({ url: '/x', headers: { authorization: `Bearer ${token}` } });
+    expect(after.statusCode).toBe(401);
+    expect(json(after).error).toBe('user_disabled');
+  });
+
+  it('revokes a token issued for a link on the very next request after the link is deleted', async () => {
+    const link = json(await h.inject({ method: 'POST', url: '/api/v1/links', headers: { authorization: h.adminBasic }, payload: { name: 'Outlook add-in' } }));
+    expect(link).toMatchObject({ incomingOnly: true, url: null });
+    const { bearer } = await userWithToken(h, 'erin');
+    const created = json(await h.inject({ method: 'POST', url: '/api/v1/me/tokens', headers: { authorization: bearer }, payload: { name: 'add-in', linkId: link.id } }));
+    const addIn = `Bearer ${created.token as string}`;
+    const before = json(await h.inject({ url: '/x', headers: { authorization: addIn } }));
+    expect(before).toMatchObject({ user: { username: 'erin' }, link: { id: link.id, name: 'Outlook add-in' } });
+    const del = await h.inject({ method: 'DELETE', url: `/api/v1/links/${link.id as string}`, headers: { authorization: h.adminBasic } });
+    expect(del.statusCode).toBe(204);
+    const after = await h.inject({ url: '/x', headers: { authorization: addIn } });
+    expect(after.statusCode).toBe(401);
+  });
+
+  it('validates admin input: unknown and mistyped fields, bad JSON, duplicates, unknown ids', async () => {
+    const admin = { authorization: h.adminBasic };
+    const cases: Array<[Record<string, unknown> | string, number, string, string | undefined]> = [
+      [{ username: 'x1', bogus: true }, 400, 'validation_failed', 'bogus'],
+      [{ username: 'x2', admin: 'yes' }, 400, 'validation_failed', 'admin'],
+      [{ username: 'has space' }, 400, 'validation_failed', 'username'],
+      [{}, 400, 'validation_failed', 'username'],
+      ['{"username":', 400, 'invalid_request', undefined],
+      [{ username: 'Admin' }, 409, 'conflict', 'username'],
+      [{ username: 'x3', password: 'short' }, 400, 'validation_failed', 'password'],
+    ];
+    for (const [payload, status, code, field] of cases) {
+      const res = await h.inject({ method: 'POST', url: '/api/v1/users', headers: { ...admin, 'content-type': 'application/json' }, payload: typeof payload === 'string' ? payload : JSON.stringify(payload) });
+      expect([res.statusCode, json(res).error, json(res).field], JSON.stringify(payload)).toEqual([status, code, field]);
+    }
+    const huge = await h.inject({ method: 'POST', url: '/api/v1/users', headers: { ...admin, 'content-type': 'application/json' }, payload: JSON.stringify({ username: 'x', displayName: 'y'.repeat(2_000_000) }) });
+    expect(huge.statusCode).toBe(413);
+    expect((await h.inject({ url: '/api/v1/users/nope', headers: admin })).statusCode).toBe(404);
+    expect((await h.inject({ url: '/api/v1/links/nope', headers: admin })).statusCode).toBe(404);
+    expect((await h.inject({ url: '/api/v1/nothing-here', headers: admin })).statusCode).toBe(404);
+    expect(await h.services.users.findByUsername('x1')).toBeUndefined();
+  });
+
+  it('keeps the admin API for administrators', async () => {
+    const { bearer } = await userWithToken(h, 'frank');
+    expect((await h.inject({ url: '/api/v1/users' })).statusCode).toBe(401);
+    expect((await h.inject({ url: '/api/v1/users', headers: { authorization: bearer } })).statusCode).toBe(403);
+    const anonymousBadBody = await h.inject({ method: 'POST', url: '/api/v1/users', payload: { bogus: 1 } });
+    expect(anonymousBadBody.statusCode).toBe(401);
+  });
+
+  it('publishes an OpenAPI document generated from the route schemas', async () => {
+    const doc = json<{ openapi: string; paths: Record<string, unknown> }>(await h.inject({ url: '/api/v1/openapi.json' }));
+    expect(doc.openapi).toMatch(/^3\./);
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/api/v1/users', '/api/v1/users/{id}', '/api/v1/links', '/api/v1/me/tokens', '/api/v1/audit']));
+    expect(Object.keys(doc.paths).every((p) => p.startsWith('/api/v1/'))).toBe(true);
+  });
+});

@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    pool: 'forks',
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    // Two cores in CI: more workers only add contention.
+    maxWorkers: 2,
+    globalSetup: ['test/global-setup.ts'],
+  },
+});
