@@ -2,7 +2,9 @@ import type { TObject } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { OutgoingSigner } from '../outgoing/types.js';
 import type { Services } from '../services/index.js';
+import type { AuthorizationProvider } from '../services/authorizations.js';
 import type { SealedColumn } from '../services/keys.js';
+import type { Executor } from '../storage/repositories/common.js';
 import type { SafeHtml } from '../server/pages/html.js';
 import type { Principal, PrincipalUser } from './principal.js';
 import type { AuthRequest } from './request.js';
@@ -55,31 +57,47 @@ export interface Authenticator {
 }
 
 /**
- * A protocol module: its authentication types, its authenticators with their position in the
- * pipeline (lower `order` runs first), and its own endpoints. Modules are listed in
- * src/modules/index.ts; adding one is a file and a line there.
+ * A protocol module: its authentication types and, through `setup`, its runtime for one process
+ * (state such as caches lives there). Modules are listed in src/modules/index.ts; adding one is
+ * a folder and a line there.
  */
 export interface ProtocolModule {
   readonly id: string;
   readonly authTypes: readonly AuthTypeDescriptor[];
-  authenticators?(services: Services): ReadonlyArray<{ order: number; authenticator: Authenticator }>;
-  routes?(app: FastifyInstance, services: Services): Promise<void> | void;
+  /** Path prefixes this module owns: never forwarded to the host even when no route matches. */
+  readonly ownedPrefixes?: readonly string[];
+  /** Tables of this module holding sealed values, re-sealed by `applinks keys rotate`. */
+  readonly sealedColumns?: readonly SealedColumn[];
+  /** Builds the module's runtime once the services exist. */
+  setup?(services: Services): ModuleRuntime;
+}
+
+/** What a module contributes at run time. Every member is optional. */
+export interface ModuleRuntime {
+  /** Authenticators with their position in the pipeline (lower `order` runs first). */
+  readonly authenticators?: ReadonlyArray<{ order: number; authenticator: Authenticator }>;
   /**
    * Rules applied after authentication to requests bound for the host (gateway, forward-auth,
    * library): e.g. a READ-scoped token may only use safe methods. Throws AppError('forbidden').
    */
   authorize?(principal: Principal, req: AuthRequest): void;
-  /** Path prefixes this module owns: never forwarded to the host even when no route matches. */
-  readonly ownedPrefixes?: readonly string[];
+  /** Registers the module's own endpoints (form bodies are parsed in this context). */
+  routes?(app: FastifyInstance): Promise<void> | void;
   /**
    * A section of the user's account page (e.g. the applications they authorized, with revoke
    * buttons). Forms must carry `csrf` in a `csrf_token` field.
    */
-  accountSection?(services: Services, context: { user: PrincipalUser; csrf: string }): Promise<SafeHtml>;
-  /** Tables of this module holding sealed values, re-sealed by `applinks keys rotate`. */
-  readonly sealedColumns?: readonly SealedColumn[];
+  accountSection?(context: { user: PrincipalUser; csrf: string }): Promise<SafeHtml>;
+  /**
+   * Runs inside the transaction that removes a link's configuration of a type (`type`) or the
+   * whole link (`type` undefined): delete what was issued through it. Rows that reference
+   * `links(id)` with ON DELETE CASCADE go with a deleted link by themselves.
+   */
+  onAuthRemoved?(trx: Executor, linkId: string, direction: 'incoming' | 'outgoing', type: string): Promise<void>;
+  /** The per-user authorizations this module issues, for the authorized-applications list. */
+  readonly authorizations?: AuthorizationProvider;
   /** Starts background work (pruning...); the returned function stops it. */
-  start?(services: Services): (() => Promise<void> | void) | void;
+  start?(): (() => Promise<void> | void) | void;
 }
 
 /** The authentication types of every module, by id. */

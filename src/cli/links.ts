@@ -124,6 +124,34 @@ export function registerLinks(program: Command): void {
     }),
   );
 
+  links
+    .command('request <link> <path>')
+    .description("call the linked application with the link's outgoing authentication, e.g. request jira /rest/api/2/myself --as alice")
+    .option('-X, --method <method>', 'HTTP method', 'GET')
+    .option('--as <username>', 'act for this user (types that act per user need one)')
+    .option('--type <type>', "an outgoing type instead of the link's primary one")
+    .option('-d, --data <body>', 'request body (@file or @- for standard input)')
+    .option('-H, --header <header...>', 'extra headers, "Name: value"')
+    .action((ref: string, target: string, o: { method: string; as?: string; type?: string; data?: string; header?: string[] }) =>
+      withServices(async (s) => {
+        const headers: Record<string, string> = {};
+        for (const h of o.header ?? []) {
+          const i = h.indexOf(':');
+          if (i > 0) headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
+        }
+        const body = o.data === undefined ? undefined : o.data === '@-' ? readFileSync(0) : o.data.startsWith('@') ? readFileSync(o.data.slice(1)) : o.data;
+        const result = await s.outgoing.request(ref, { method: o.method, url: target, headers, ...(body !== undefined ? { body } : {}), asUser: o.as ?? null, ...(o.type ? { type: o.type } : {}) });
+        if (result.kind === 'authorization-required') {
+          process.stderr.write(`${result.message}\nAuthorize at: ${result.authorizationUrl}\n`);
+          process.exitCode = 3;
+          return;
+        }
+        process.stderr.write(`HTTP ${result.status} (signed with ${result.authType})\n`);
+        process.stdout.write(result.body);
+        if (result.status >= 400) process.exitCode = 1;
+      }),
+    );
+
   links.command('health <link>').action((ref: string) =>
     withServices(async (s) => {
       const link = await linkByRef(s, ref);

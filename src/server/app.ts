@@ -72,8 +72,8 @@ export async function buildApp(s: Services): Promise<FastifyInstance> {
       await signInPages(pages, s);
       await accountPages(pages, s);
     });
-    for (const module of s.modules) {
-      if (module.routes) await forms.register(async (scope) => module.routes!(scope, s));
+    for (const runtime of s.runtimes) {
+      if (runtime.routes) await forms.register(async (scope) => runtime.routes!(scope));
     }
   });
 

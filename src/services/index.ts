@@ -2,10 +2,11 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { Edge } from '../auth/edge.js';
 import { Pipeline } from '../auth/pipeline.js';
-import { AuthTypeRegistry, type ProtocolModule } from '../auth/registry.js';
+import { AuthTypeRegistry, type ModuleRuntime, type ProtocolModule } from '../auth/registry.js';
 import type { Config } from '../config/schema.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { modules as defaultModules } from '../modules/index.js';
+import { OutgoingClient } from '../outgoing/client.js';
 import { createLogger } from '../server/logger.js';
 import type { OpenOptions } from '../storage/database.js';
 import { Store } from '../storage/store.js';
@@ -13,6 +14,7 @@ import { systemClock, type Clock } from '../util/clock.js';
 import { ApiTokenService } from './api-tokens.js';
 import { AssertionService } from './assertions.js';
 import { AuditService, SYSTEM_ACTOR } from './audit.js';
+import { Authorizations } from './authorizations.js';
 import { InstallationIdentity } from './identity.js';
 import { CORE_SEALED_COLUMNS, KeyService, type SealedColumn } from './keys.js';
 import { LinkService } from './links.js';
@@ -31,6 +33,8 @@ export interface Services {
   readonly keyring: Keyring;
   readonly edge: Edge;
   readonly modules: readonly ProtocolModule[];
+  /** Each module's runtime, in module order. */
+  readonly runtimes: readonly ModuleRuntime[];
   readonly registry: AuthTypeRegistry;
   readonly revocations: Revocations;
   readonly audit: AuditService;
@@ -43,6 +47,10 @@ export interface Services {
   readonly identity: InstallationIdentity;
   readonly assertions: AssertionService;
   readonly pipeline: Pipeline;
+  /** Every module's per-user authorizations (authorized applications), as one list. */
+  readonly authorizations: Authorizations;
+  /** Calls linked applications with the link's outgoing authentication. */
+  readonly outgoing: OutgoingClient;
   /** Set when this start created the `admin` user with a generated password: print it once. */
   readonly generatedAdminPassword: string | undefined;
   /** Stops background work, writes what is batched, closes the store. */
@@ -106,8 +114,15 @@ export async function createServices(config: Config, options: CreateServicesOpti
     };
     revocations.register(partial.assertions.revocable);
     const stops: Array<() => Promise<void> | void> = [];
-    const built: Omit<Services, 'pipeline'> & { pipeline?: Pipeline; generatedAdminPassword: string | undefined } = {
+    const built: Omit<Services, 'pipeline' | 'runtimes' | 'outgoing' | 'authorizations'> & {
+      authorizations: Authorizations;
+      pipeline?: Pipeline;
+      runtimes?: ModuleRuntime[];
+      outgoing?: OutgoingClient;
+      generatedAdminPassword: string | undefined;
+    } = {
       ...partial,
+      authorizations: new Authorizations(() => services!),
       generatedAdminPassword: undefined,
       async close() {
         for (const stop of stops.splice(0)) await stop();
@@ -116,10 +131,13 @@ export async function createServices(config: Config, options: CreateServicesOpti
       },
     };
     services = built as Services;
-    // Authenticators are built with the finished container (they read configuration and services).
+    built.outgoing = new OutgoingClient(services);
+    // Modules are set up with the finished container (they read configuration and services).
+    const runtimes = modules.map((m) => m.setup?.(services!) ?? {});
+    built.runtimes = runtimes;
     built.pipeline = new Pipeline(
-      modules.flatMap((m) => m.authenticators?.(services!) ?? []),
-      modules.flatMap((m) => (m.authorize ? [m.authorize.bind(m)] : [])),
+      runtimes.flatMap((r) => r.authenticators ?? []),
+      runtimes.flatMap((r) => (r.authorize ? [r.authorize.bind(r)] : [])),
     );
     if (options.bootstrapAdmin) {
       built.generatedAdminPassword = await bootstrapAdmin(services);
@@ -160,8 +178,8 @@ function startBackground(s: Services): Array<() => Promise<void> | void> {
     every(600_000, () => s.sessions.pruneExpired(), 'prune expired sessions'),
     every(600_000, () => s.signIn.pruneThrottle(), 'prune throttle counters'),
   ];
-  for (const module of s.modules) {
-    const stop = module.start?.(s);
+  for (const runtime of s.runtimes) {
+    const stop = runtime.start?.();
     if (stop) stops.push(stop);
   }
   return stops;

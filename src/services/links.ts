@@ -5,7 +5,7 @@ import type { AuthTypeDescriptor, AuthTypeRegistry, LinkAuthSpec } from '../auth
 import type { Keyring } from '../crypto/keyring.js';
 import { AppError } from '../errors/index.js';
 import { parseManifest, type Manifest } from '../protocols/applinks/manifest.js';
-import { UniqueViolation } from '../storage/repositories/common.js';
+import { UniqueViolation, type Executor } from '../storage/repositories/common.js';
 import type { Direction, LinkAuthRecord, LinkRecord } from '../storage/repositories/links.js';
 import type { Store } from '../storage/store.js';
 import type { Clock } from '../util/clock.js';
@@ -159,8 +159,10 @@ export class LinkService {
     const existing = await this.store.links.findAuth(id, direction, type);
     const auth = await this.prepareAuth(id, direction, type, config, existing, this.clock.now());
     await this.conflictsAsAppErrors(link.name, () =>
-      this.store.transaction(async (repos) => {
+      this.store.transaction(async (repos, trx) => {
         await repos.links.upsertAuth(auth);
+        // A new lookup key (consumer key, client id) is a different client: what the old one was issued goes.
+        if (existing && existing.lookupKey !== auth.lookupKey) await this.authRemoved(trx, id, direction, type);
         await this.audit.record(actor, { action: `link.${direction}.set`, target: { type: 'link', id, name: link.name }, details: { type } }, repos);
       }),
     );
@@ -170,12 +172,13 @@ export class LinkService {
 
   /** Removes one type from one side; tokens issued through it stop working at once. */
   async deleteAuth(id: string, direction: Direction, type: string, actor: Actor): Promise<LinkView> {
-    await this.store.transaction(async (repos) => {
+    await this.store.transaction(async (repos, trx) => {
       const link = await repos.links.findById(id);
       if (!link) throw new AppError('not_found', { message: 'No such application link.' });
       if (!(await repos.links.deleteAuth(id, direction, type))) {
         throw new AppError('not_found', { message: `The link has no ${direction} ${type} configuration.` });
       }
+      await this.authRemoved(trx, id, direction, type);
       await this.audit.record(actor, { action: `link.${direction}.delete`, target: { type: 'link', id, name: link.name }, details: { type } }, repos);
     });
     this.revocations.link(id);
@@ -206,6 +209,10 @@ export class LinkService {
     const match = auth && link ? { link, auth } : null;
     this.incomingCache.set(cacheKey, match, this.cacheTtlMs, match ? [`link:${match.link.id}`] : []);
     return match ?? undefined;
+  }
+
+  private async authRemoved(trx: Executor, linkId: string, direction: Direction, type: string): Promise<void> {
+    for (const runtime of this.services().runtimes) await runtime.onAuthRemoved?.(trx, linkId, direction, type);
   }
 
   /** The opened secret fields of a configuration. */

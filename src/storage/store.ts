@@ -77,9 +77,12 @@ export class Store implements Repositories {
     return new Store(db, capabilities);
   }
 
-  /** Runs `work` in one transaction; repositories passed to it write inside that transaction. */
-  transaction<T>(work: (repos: Repositories) => Promise<T>): Promise<T> {
-    return this.db.transaction().execute((trx) => work(repositories(trx)));
+  /**
+   * Runs `work` in one transaction; repositories passed to it write inside that transaction, and
+   * `trx` lets module-owned repositories join it.
+   */
+  transaction<T>(work: (repos: Repositories, trx: Executor) => Promise<T>): Promise<T> {
+    return this.db.transaction().execute((trx) => work(repositories(trx), trx));
   }
 
   async close(): Promise<void> {

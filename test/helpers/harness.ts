@@ -11,7 +11,7 @@ import { buildApp } from '../../src/server/app.js';
 import { createLogger } from '../../src/server/logger.js';
 import { createServices, type Services } from '../../src/services/index.js';
 import { SYSTEM_ACTOR } from '../../src/services/audit.js';
-import { ManualClock, type Clock } from '../../src/util/clock.js';
+import { ManualClock } from '../../src/util/clock.js';
 
 export type DialectName = 'sqlite' | 'postgres';
 export const DIALECTS: DialectName[] = ['sqlite', 'postgres'];
@@ -51,7 +51,7 @@ export interface Harness {
   config: Config;
   services: Services;
   app: FastifyInstance;
-  clock: Clock;
+  clock: ManualClock;
   store: TestStore;
   /** Everything the server logged, one JSON object per line. */
   logs: string[];
@@ -63,7 +63,7 @@ export interface Harness {
 
 export interface HarnessOptions {
   config?: Partial<Record<ConfigKeyName, unknown>>;
-  clock?: Clock;
+  clock?: ManualClock;
   /** Share a store with another harness (two instances on one database). */
   store?: TestStore;
   /** Reuse a master key (instances sharing a store must). */

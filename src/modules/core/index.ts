@@ -56,10 +56,12 @@ export const coreModule: ProtocolModule = {
       },
     },
   ],
-  authenticators: (s) => [
-    { order: 50, authenticator: apiTokenAuthenticator(s) },
-    { order: 90, authenticator: basicAuthenticator(s) },
-    // Last: an explicit credential in the request wins over the browser's ambient cookie.
-    { order: 95, authenticator: sessionAuthenticator(s) },
-  ],
+  setup: (s) => ({
+    authenticators: [
+      { order: 50, authenticator: apiTokenAuthenticator(s) },
+      { order: 90, authenticator: basicAuthenticator(s) },
+      // Last: an explicit credential in the request wins over the browser's ambient cookie.
+      { order: 95, authenticator: sessionAuthenticator(s) },
+    ],
+  }),
 };

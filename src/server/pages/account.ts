@@ -34,7 +34,8 @@ async function accountPage(s: Services, request: FastifyRequest, reply: FastifyR
   const user = principal.user!;
   const csrf = issueCsrfToken(s, request, reply);
   const tokens = await s.apiTokens.list(user.id);
-  const sections = await Promise.all(s.modules.filter((m) => m.accountSection).map((m) => m.accountSection!(s, { user, csrf })));
+  const authorizations = await s.authorizations.list(user.id);
+  const sections = await Promise.all(s.runtimes.filter((r) => r.accountSection).map((r) => r.accountSection!({ user, csrf })));
   sendPage(
     reply,
     status,
@@ -63,6 +64,18 @@ async function accountPage(s: Services, request: FastifyRequest, reply: FastifyR
         <input type="date" id="token-expiry" name="expires">
         <button type="submit">Create token</button>
       </form>
+      <h2>Connected applications</h2>
+      ${
+        authorizations.length === 0
+          ? html`<p>No application is authorized to act for you.</p>`
+          : html`<p>These applications can act for you without your password. Revoke one and it loses access at once.</p>
+          <table><thead><tr><th>Application</th><th>Can</th><th>Authorized</th><th>Last used</th><th></th></tr></thead><tbody>
+          ${authorizations.map(
+            (a) => html`<tr><td>${a.application.name}${a.application.linkName && a.application.linkName !== a.application.name ? html` <small>(${a.application.linkName})</small>` : ''}</td>
+              <td>${a.scopes ? a.scopes.join(', ') : 'act as you'}</td><td>${fmt(a.createdAt)}</td><td>${fmt(a.lastUsedAt)}</td>
+              <td><form class="inline" method="post" action="${ACCOUNT_PATH}/authorizations/${a.id}/revoke"><input type="hidden" name="${CSRF_FIELD}" value="${csrf}"><button class="danger" type="submit" aria-label="Revoke ${a.application.name}">Revoke</button></form></td></tr>`,
+          )}</tbody></table>`
+      }
       ${sections}`,
     s.config.appName,
   );
@@ -93,6 +106,16 @@ export async function accountPages(app: FastifyInstance, s: Services): Promise<v
       await accountPage(s, request, reply, principal, error.status, html`<p class="error" role="alert">${error.message}</p>`);
     }
     return reply;
+  });
+
+  app.post(`${ACCOUNT_PATH}/authorizations/:id/revoke`, { schema: { hide: true } }, async (request, reply) => {
+    const principal = await pageUser(s, request, reply);
+    if (!principal) return reply;
+    checkCsrf(s, request, ((request.body ?? {}) as Record<string, unknown>)[CSRF_FIELD]);
+    if (!(await s.authorizations.revoke(principal.user!.id, (request.params as { id: string }).id, actorOf(principal, request.ip)))) {
+      throw new AppError('not_found', { message: 'No such authorization.' });
+    }
+    return reply.code(303).header('location', ACCOUNT_PATH).send();
   });
 
   app.post(`${ACCOUNT_PATH}/tokens/:id/revoke`, { schema: { hide: true } }, async (request, reply) => {

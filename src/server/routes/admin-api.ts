@@ -5,6 +5,7 @@ import { principalView } from '../../auth/principal.js';
 import { AppError } from '../../errors/index.js';
 import { apiTokenView } from '../../services/api-tokens.js';
 import { actorOf } from '../../services/audit.js';
+import type { Authorization } from '../../services/authorizations.js';
 import type { Services } from '../../services/index.js';
 import type { LinkView } from '../../services/links.js';
 import type { ApiTokenRecord } from '../../storage/repositories/api-tokens.js';
@@ -32,6 +33,10 @@ export function userJson(u: UserRecord) {
 export function tokenJson(t: ApiTokenRecord) {
   const v = apiTokenView(t);
   return { id: v.id, name: v.name, createdAt: S.iso(v.createdAt), expiresAt: S.isoOrNull(v.expiresAt), lastUsedAt: S.isoOrNull(v.lastUsedAt), linkId: v.linkId };
+}
+
+export function authorizationJson(a: Authorization) {
+  return { ...a, createdAt: S.iso(a.createdAt), lastUsedAt: S.isoOrNull(a.lastUsedAt), expiresAt: S.isoOrNull(a.expiresAt) };
 }
 
 export function linkJson(l: LinkView) {
@@ -87,6 +92,26 @@ export async function adminApi(root: FastifyInstance, s: Services): Promise<void
     async (request, reply) => {
       const p = await requireUser(s, request);
       await s.apiTokens.revoke(request.params.id, await actor(request), p.user.id);
+      return reply.code(204).send(null);
+    },
+  );
+
+  // ---------- own authorized applications
+  app.get(
+    '/api/v1/me/authorizations',
+    { preValidation: anyUser, schema: { tags: ['me'], summary: 'Applications I authorized to act for me', response: { 200: S.AuthorizationList, ...errors } } },
+    async (request) => {
+      const p = await requireUser(s, request);
+      return { authorizations: (await s.authorizations.list(p.user.id)).map(authorizationJson) };
+    },
+  );
+  app.delete(
+    '/api/v1/me/authorizations/:id',
+    { preValidation: anyUser, schema: { tags: ['me'], summary: 'Revoke an application I authorized', params: S.IdParams, response: { 204: Type.Null(), ...errors } } },
+    async (request, reply) => {
+      const p = await requireUser(s, request);
+      if (p.scopes !== null) throw new AppError('forbidden', { message: 'Authorizations can only be revoked with an unscoped credential.' });
+      if (!(await s.authorizations.revoke(p.user.id, request.params.id, await actor(request)))) throw new AppError('not_found', { message: 'No such authorization.' });
       return reply.code(204).send(null);
     },
   );
@@ -165,6 +190,23 @@ export async function adminApi(root: FastifyInstance, s: Services): Promise<void
     { preValidation: admin, schema: { tags: ['users'], summary: "Revoke a user's API token", params: S.TokenParams, response: { 204: Type.Null(), ...errors } } },
     async (request, reply) => {
       await s.apiTokens.revoke(request.params.tokenId, await actor(request), request.params.id);
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.get(
+    '/api/v1/users/:id/authorizations',
+    { preValidation: admin, schema: { tags: ['users'], summary: 'Applications a user authorized', params: S.IdParams, response: { 200: S.AuthorizationList, ...errors } } },
+    async (request) => {
+      await s.users.get(request.params.id);
+      return { authorizations: (await s.authorizations.list(request.params.id)).map(authorizationJson) };
+    },
+  );
+  app.delete(
+    '/api/v1/users/:id/authorizations/:authorizationId',
+    { preValidation: admin, schema: { tags: ['users'], summary: "Revoke an application's authorization for a user", params: S.UserAuthorizationParams, response: { 204: Type.Null(), ...errors } } },
+    async (request, reply) => {
+      if (!(await s.authorizations.revoke(request.params.id, request.params.authorizationId, await actor(request)))) throw new AppError('not_found', { message: 'No such authorization.' });
       return reply.code(204).send(null);
     },
   );
@@ -256,6 +298,14 @@ export async function adminApi(root: FastifyInstance, s: Services): Promise<void
     async (request) => {
       const { id, direction, type } = request.params;
       return linkJson(await s.links.deleteAuth(id, direction, type, await actor(request)));
+    },
+  );
+  app.delete(
+    '/api/v1/links/:id/authorizations',
+    { preValidation: admin, schema: { tags: ['links'], summary: 'Revoke every authorization issued through a link (the link stays)', params: S.IdParams, response: { 200: Type.Object({ revoked: Type.Integer() }), ...errors } } },
+    async (request) => {
+      await s.links.get(request.params.id);
+      return { revoked: await s.authorizations.revokeForLink(request.params.id, await actor(request)) };
     },
   );
   app.get('/api/v1/links/:id/health', { preValidation: admin, schema: { tags: ['links'], summary: 'Check the remote of a link', params: S.IdParams, response: { 200: S.LinkHealth, ...errors } } }, async (request) => {

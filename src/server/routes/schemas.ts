@@ -192,3 +192,16 @@ export const AuditQuery = Type.Object(
   },
   { additionalProperties: false },
 );
+
+// ---------- authorized applications
+export const AuthorizationView = Type.Object({
+  id: Type.String(),
+  type: Type.String(),
+  application: Type.Object({ name: Type.String(), linkId: Nullable(Type.String()), linkName: Nullable(Type.String()) }),
+  scopes: Nullable(Type.Array(Type.String())),
+  createdAt: Time,
+  lastUsedAt: Nullable(Time),
+  expiresAt: Nullable(Time),
+});
+export const AuthorizationList = Type.Object({ authorizations: Type.Array(AuthorizationView) });
+export const UserAuthorizationParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }), authorizationId: Type.String({ minLength: 1, maxLength: 200 }) });

@@ -27,3 +27,11 @@ export async function uniquely<T>(write: () => Promise<T>): Promise<T> {
 
 export const bool = (n: number | boolean): boolean => n === 1 || n === true;
 export const int = (b: boolean): number => (b ? 1 : 0);
+
+/**
+ * The executor seen with a module's own table types added, for repositories that live in a
+ * protocol module (src/modules/<name>/tables.ts declares them; its migration creates them).
+ */
+export function withTables<T>(db: Executor): Kysely<Database & T> {
+  return db as unknown as Kysely<Database & T>;
+}

@@ -1,0 +1,54 @@
+import type { Actor } from './audit.js';
+import type { Services } from './index.js';
+
+/** One application a user authorized to act for them (an OAuth 1.0a access token, an OAuth 2.0 grant). */
+export interface Authorization {
+  /** Unique across modules (modules prefix their ids). */
+  id: string;
+  /** The authentication type id (`oauth1`, `oauth2`...). */
+  type: string;
+  application: { name: string; linkId: string | null; linkName: string | null };
+  /** Granted scopes, or null when the type has none. */
+  scopes: string[] | null;
+  createdAt: number;
+  lastUsedAt: number | null;
+  expiresAt: number | null;
+}
+
+/**
+ * What a protocol module that issues per-user authorizations implements. Revocation takes
+ * effect on the next request on this instance (drop caches through `Revocations`) and within
+ * APPLINKS_AUTH_CACHE_TTL_MS on others.
+ */
+export interface AuthorizationProvider {
+  list(userId: string): Promise<Authorization[]>;
+  /** Revokes one authorization of this user; false when the id is unknown or not theirs. */
+  revoke(userId: string, id: string, actor: Actor): Promise<boolean>;
+  /** Revokes every authorization issued through a link; answers how many. */
+  revokeForLink(linkId: string, actor: Actor): Promise<number>;
+}
+
+/** The authorizations of every module, as one list. */
+export class Authorizations {
+  constructor(private readonly services: () => Services) {}
+
+  private get providers(): AuthorizationProvider[] {
+    return this.services().runtimes.flatMap((r) => (r.authorizations ? [r.authorizations] : []));
+  }
+
+  async list(userId: string): Promise<Authorization[]> {
+    const all = await Promise.all(this.providers.map((p) => p.list(userId)));
+    return all.flat().sort((a, b) => b.createdAt - a.createdAt);
+  }
+
+  async revoke(userId: string, id: string, actor: Actor): Promise<boolean> {
+    for (const provider of this.providers) if (await provider.revoke(userId, id, actor)) return true;
+    return false;
+  }
+
+  async revokeForLink(linkId: string, actor: Actor): Promise<number> {
+    let count = 0;
+    for (const provider of this.providers) count += await provider.revokeForLink(linkId, actor);
+    return count;
+  }
+}
