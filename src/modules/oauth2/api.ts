@@ -103,7 +103,7 @@ const DeleteQuery = Type.Object(
   { additionalProperties: false },
 );
 
-function clientJson(v: ClientView) {
+export function clientJson(v: ClientView) {
   return {
     ...v,
     secrets: v.secrets.map((x) => ({ id: x.id, createdAt: S.iso(x.createdAt), expiresAt: S.isoOrNull(x.expiresAt) })),
