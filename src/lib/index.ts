@@ -8,7 +8,7 @@ import { loadConfig } from '../config/loader.js';
 import type { ConfigKeyName } from '../config/schema.js';
 import { AppError } from '../errors/index.js';
 import type { OutgoingCall, OutgoingResult } from '../outgoing/client.js';
-import { createServices, type Services } from '../services/index.js';
+import { createServices, type CreateServicesOptions, type Services } from '../services/index.js';
 import { toAppError } from '../server/errors.js';
 
 declare module 'fastify' {
@@ -42,9 +42,12 @@ export interface Applinks {
  * extra hop. Options are configuration keys (see the README table) and win over APPLINKS_*
  * variables. Several hosts and servers may share one PostgreSQL store.
  */
-export async function createApplinks(options: Partial<Record<ConfigKeyName, unknown>> = {}): Promise<Applinks> {
+export async function createApplinks(
+  options: Partial<Record<ConfigKeyName, unknown>> = {},
+  advanced: Pick<CreateServicesOptions, 'storeOptions' | 'logger' | 'clock'> = {},
+): Promise<Applinks> {
   const config = loadConfig({ overrides: options });
-  const services = await createServices(config, { background: true });
+  const services = await createServices(config, { ...advanced, background: true });
 
   const authenticate = (req: IncomingMessage, body?: unknown) =>
     services.pipeline.authenticateForHost(
@@ -60,20 +63,25 @@ export async function createApplinks(options: Partial<Record<ConfigKeyName, unkn
       }),
     );
 
+  /** A 401 naming every way to authenticate. */
+  const unauthenticated = (req: IncomingMessage) =>
+    services.pipeline.unauthenticated(createAuthRequest({ method: req.method ?? 'GET', url: services.edge.publicUrl(req), headers: req.headers, remoteAddress: '', secure: false, connection: 'library' }));
+
   const guard = async (req: IncomingMessage, body: unknown, required: boolean): Promise<Principal> => {
     const principal = await authenticate(req, body);
-    if (required && !principal.user) {
-      throw services.pipeline.unauthenticated(createAuthRequest({ method: req.method ?? 'GET', url: services.edge.publicUrl(req), headers: req.headers, remoteAddress: '', secure: false, connection: 'library' }));
-    }
+    if (required && !principal.user) throw unauthenticated(req);
     return principal;
   };
 
   const fastifyPlugin: FastifyPluginAsync<GuardOptions> = fp(
     async (app, opts: GuardOptions) => {
-      app.decorateRequest('applinks', null as unknown as Principal);
+      // Registered again in a narrower scope (e.g. with `required`), the plugin reuses the principal.
+      if (!app.hasRequestDecorator('applinks')) app.decorateRequest('applinks', null as unknown as Principal);
       app.addHook('preHandler', async (request: FastifyRequest, reply) => {
         try {
-          request.applinks = await guard(request.raw, request.body, opts.required ?? false);
+          const known = request.applinks as Principal | null;
+          if (known && opts.required && !known.user) throw unauthenticated(request.raw);
+          request.applinks = known ?? (await guard(request.raw, request.body, opts.required ?? false));
         } catch (error) {
           const e = toAppError(error);
           return reply.code(e.status).headers(e.headers).header('cache-control', 'no-store').send(e.toJSON());
