@@ -19,7 +19,6 @@ export const errorCatalog = {
   payload_too_large: { status: 413, description: 'The request body is larger than the configured limit.' },
   unsupported_media_type: { status: 415, description: 'The request body has a content type this endpoint does not read.' },
   not_found: { status: 404, description: 'No such resource.' },
-  method_not_allowed: { status: 405, description: 'This endpoint does not answer this method.' },
   conflict: { status: 409, description: 'A resource with the same unique name already exists.' },
   // --- authentication and authorization
   unauthenticated: { status: 401, description: 'This resource needs authentication and none was given.', oauth2: 'invalid_token' },
@@ -37,7 +36,6 @@ export const errorCatalog = {
   upstream_timeout: { status: 504, description: 'The host application did not answer in time.' },
   // --- server
   internal: { status: 500, description: 'An unexpected error; details are in the server log.' },
-  unavailable: { status: 503, description: 'The server is shutting down or its store is unreachable.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorCatalog;
