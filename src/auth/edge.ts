@@ -11,6 +11,8 @@ export class Edge {
   private readonly trust: (addr: string, i: number) => boolean;
   private readonly base: URL;
   private readonly basePath: string;
+  /** Origins already derived from Host headers (a handful per deployment; bounded anyway). */
+  private readonly hostOrigins = new Map<string, string | undefined>();
 
   constructor(private readonly config: Pick<Config, 'baseUrl' | 'baseUrlExplicit' | 'trustedProxies'>) {
     this.trust = proxyAddr.compile(config.trustedProxies);
@@ -38,8 +40,15 @@ export class Edge {
       if (host && (proto === 'http' || proto === 'https')) return normalizeOrigin(`${proto}://${host}`) ?? this.base.origin;
     }
     const host = firstValue(req.headers.host);
-    const scheme = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
-    return (host && normalizeOrigin(`${scheme}://${host}`)) || this.base.origin;
+    if (!host) return this.base.origin;
+    const candidate = `${(req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'}://${host}`;
+    let origin = this.hostOrigins.get(candidate);
+    if (origin === undefined && !this.hostOrigins.has(candidate)) {
+      origin = normalizeOrigin(candidate);
+      if (this.hostOrigins.size > 1000) this.hostOrigins.clear();
+      this.hostOrigins.set(candidate, origin);
+    }
+    return origin ?? this.base.origin;
   }
 
   secure(req: IncomingMessage): boolean {

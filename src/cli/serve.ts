@@ -41,8 +41,13 @@ export function registerServe(program: Command): void {
           process.exit(1);
         }, config.shutdownTimeoutMs);
         timer.unref();
+        // Keep-alive connections become idle as their last response ends: close them then, or
+        // server.close() would wait for the clients' keep-alive timeout.
+        const idle = setInterval(() => app.server.closeIdleConnections(), 100);
+        idle.unref();
         try {
           await app.close();
+          clearInterval(idle);
           await services.close();
           services.logger.info('stopped');
           process.exit(0);

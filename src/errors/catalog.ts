@@ -19,7 +19,6 @@ export const errorCatalog = {
   payload_too_large: { status: 413, description: 'The request body is larger than the configured limit.' },
   unsupported_media_type: { status: 415, description: 'The request body has a content type this endpoint does not read.' },
   not_found: { status: 404, description: 'No such resource.' },
-  method_not_allowed: { status: 405, description: 'This endpoint does not answer this method.' },
   conflict: { status: 409, description: 'A resource with the same unique name already exists.' },
   // --- authentication and authorization
   unauthenticated: { status: 401, description: 'This resource needs authentication and none was given.', oauth2: 'invalid_token' },
@@ -37,8 +36,7 @@ export const errorCatalog = {
   upstream_timeout: { status: 504, description: 'The host application did not answer in time.' },
   // --- server
   internal: { status: 500, description: 'An unexpected error; details are in the server log.' },
-  unavailable: { status: 503, description: 'The server is shutting down or its store is unreachable.' },
-  // --- OAuth 2.0 authorization server (RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3.1, RFC 7009 §2.2.1)
+  // --- OAuth 2.0 authorization server (RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3.1)
   oauth2_invalid_request: { status: 400, description: 'The OAuth 2.0 request is missing a parameter, repeats one, or is otherwise malformed.', oauth2: 'invalid_request' },
   oauth2_invalid_client: { status: 401, description: 'Client authentication failed: unknown client, wrong secret, or no authentication.', oauth2: 'invalid_client' },
   oauth2_invalid_grant: { status: 400, description: 'The authorization code or refresh token is invalid, expired, revoked, already used, or was issued to another client.', oauth2: 'invalid_grant' },
@@ -47,7 +45,6 @@ export const errorCatalog = {
   oauth2_unsupported_response_type: { status: 400, description: 'Only response_type=code is supported.', oauth2: 'unsupported_response_type' },
   oauth2_invalid_scope: { status: 400, description: 'The requested scope is unknown, or more than the client is registered for or than the grant holds.', oauth2: 'invalid_scope' },
   oauth2_access_denied: { status: 403, description: 'The user denied the application access.', oauth2: 'access_denied' },
-  oauth2_unsupported_token_type: { status: 400, description: 'The server cannot revoke this type of token.', oauth2: 'unsupported_token_type' },
   oauth2_invalid_token: { status: 401, description: 'The access token is unknown, expired or revoked.', oauth2: 'invalid_token' },
   oauth2_insufficient_scope: { status: 403, description: 'The access token is not granted the scope this request needs (READ allows only GET, HEAD and OPTIONS).', oauth2: 'insufficient_scope' },
 } as const satisfies Record<string, ErrorSpec>;

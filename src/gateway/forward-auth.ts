@@ -1,11 +1,25 @@
 import type { FastifyInstance } from 'fastify';
 import { principalView } from '../auth/principal.js';
 import { createAuthRequest } from '../auth/request.js';
-import { firstValue } from '../auth/edge.js';
+import type { IncomingMessage } from 'node:http';
+import { firstValue, type Edge } from '../auth/edge.js';
 import type { Services } from '../services/index.js';
 import { identityHeaders } from './identity-headers.js';
 
 export const FORWARD_AUTH_PATH = '/rest/applinks/1.0/forward-auth';
+
+/**
+ * The request the proxy asks about: method and URI from Traefik's `X-Forwarded-Method`/
+ * `X-Forwarded-Uri` or nginx's `X-Original-Method`/`X-Original-URI`, believed only from a
+ * trusted proxy; otherwise the forward-auth request itself.
+ */
+export function originalRequest(edge: Edge, raw: IncomingMessage): { method: string; url: string } {
+  const h = raw.headers;
+  const trusted = edge.fromTrustedProxy(raw);
+  const method = (trusted && (firstValue(h['x-forwarded-method']) ?? firstValue(h['x-original-method']))) || raw.method || 'GET';
+  const uri = (trusted && (firstValue(h['x-forwarded-uri']) ?? firstValue(h['x-original-uri']))) || raw.url || '/';
+  return { method: method.toUpperCase(), url: edge.publicUrl(raw, uri.startsWith('/') ? uri : '/') };
+}
 
 /**
  * Forward-auth for nginx `auth_request` and Traefik ForwardAuth: authenticates the request the
@@ -21,15 +35,11 @@ export async function forwardAuth(app: FastifyInstance, s: Services): Promise<vo
     schema: { hide: true },
     handler: async (request, reply) => {
       const raw = request.raw;
-      const trusted = s.edge.fromTrustedProxy(raw);
-      const h = request.headers;
-      const method = (trusted && (firstValue(h['x-forwarded-method']) ?? firstValue(h['x-original-method']))) || request.method;
-      const uri = (trusted && (firstValue(h['x-forwarded-uri']) ?? firstValue(h['x-original-uri']))) || raw.url || '/';
-      const path = uri.startsWith('/') ? uri : '/';
+      const original = originalRequest(s.edge, raw);
       const authRequest = createAuthRequest({
-        method,
-        url: s.edge.publicUrl(raw, path),
-        headers: h,
+        method: original.method,
+        url: original.url,
+        headers: request.headers,
         remoteAddress: request.ip,
         secure: s.edge.secure(raw),
         connection: 'forward-auth',

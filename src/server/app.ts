@@ -6,6 +6,8 @@ import { gateway } from '../gateway/gateway.js';
 import { APPLINKS_VERSION } from '../services/identity.js';
 import type { Services } from '../services/index.js';
 import { jsonErrorHandler, logError, toAppError } from './errors.js';
+import { lazyChildLogger } from './logger.js';
+import type { Logger } from 'pino';
 import { accountPages } from './pages/account.js';
 import { html, sendPage } from './pages/html.js';
 import { signInPages } from './pages/sign-in.js';
@@ -32,6 +34,7 @@ export async function buildApp(s: Services): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: s.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: !s.config.accessLog }),
+    childLoggerFactory: (logger, bindings, options) => lazyChildLogger(logger as Logger, bindings, options as Record<string, unknown>) as FastifyBaseLogger,
     trustProxy: s.config.trustedProxies.length > 0 ? s.config.trustedProxies : false,
     bodyLimit: s.config.bodyLimit,
     forceCloseConnections: 'idle',

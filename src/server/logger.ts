@@ -84,3 +84,27 @@ export function createLogger(config: Pick<Config, 'logLevel'>, destination?: Des
     destination,
   );
 }
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/**
+ * Fastify's per-request logger, created only when something logs. Creating a pino child (with
+ * its redaction) for every request costs more than the gateway's whole authentication step,
+ * and most requests never log.
+ */
+export function lazyChildLogger(logger: Logger, bindings: Record<string, unknown>, options: Record<string, unknown>): Logger {
+  let child: Logger | undefined;
+  const real = () => (child ??= logger.child(bindings, options));
+  const lazy: Record<string, unknown> = {
+    child: (b: Record<string, unknown>, o?: Record<string, unknown>) => real().child(b, o),
+    isLevelEnabled: (level: string) => logger.isLevelEnabled(level),
+  };
+  for (const level of LEVELS) {
+    lazy[level] = (...args: unknown[]) => {
+      if (level === 'silent' || !logger.isLevelEnabled(level)) return;
+      (real()[level] as (...a: unknown[]) => void)(...args);
+    };
+  }
+  Object.defineProperty(lazy, 'level', { get: () => (child ?? logger).level, set: (v: string) => (real().level = v), enumerable: true });
+  return lazy as unknown as Logger;
+}

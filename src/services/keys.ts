@@ -114,6 +114,7 @@ export class KeyService {
       }
     });
     this.active.clear();
+    await this.store.capabilities.purgeOldVersions(this.store.db);
     return count;
   }
 }

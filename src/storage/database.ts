@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import { migrations } from './migrations/index.js';
 import type { Database } from './schema.js';
@@ -16,6 +16,11 @@ export interface Capabilities {
   readonly dialect: DialectName;
   /** Several processes may share this store (PostgreSQL), so per-process state is not authoritative. */
   readonly shared: boolean;
+  /**
+   * Removes superseded copies of rewritten rows from the store's files (after re-sealing under a
+   * new key, old ciphertext must not linger in free pages or the write-ahead log).
+   */
+  purgeOldVersions(db: Kysely<Database>): Promise<void>;
 }
 
 export interface OpenedDatabase {
@@ -40,9 +45,17 @@ export function openDatabase(url: string, options: OpenOptions = {}): OpenedData
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
+    // Deleted and overwritten content is zeroed, so revoked secrets do not linger in free pages.
+    sqlite.pragma('secure_delete = ON');
     return {
       db: new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }),
-      capabilities: { dialect: 'sqlite', shared: false },
+      capabilities: {
+        dialect: 'sqlite',
+        shared: false,
+        purgeOldVersions: async (db) => {
+          await sql`PRAGMA wal_checkpoint(TRUNCATE)`.execute(db);
+        },
+      },
     };
   }
   if (/^postgres(ql)?:\/\//.test(url)) {
@@ -60,7 +73,8 @@ export function openDatabase(url: string, options: OpenOptions = {}): OpenedData
     });
     return {
       db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }),
-      capabilities: { dialect: 'postgres', shared: true },
+      // Dead row versions are invisible to every reader and dump, and VACUUM reclaims them.
+      capabilities: { dialect: 'postgres', shared: true, purgeOldVersions: async () => undefined },
     };
   }
   throw new Error('database URL must start with sqlite: or postgres://');

@@ -1,4 +1,4 @@
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { principalView } from '../../auth/principal.js';
@@ -62,6 +62,10 @@ export async function adminApi(root: FastifyInstance, s: Services): Promise<void
   const admin = adminOnly(s);
   const anyUser = usersOnly(s);
   const actor = async (request: FastifyRequest) => actorOf(await principalOf(s, request), request.ip);
+  const createToken = async (userId: string, body: Static<typeof S.ApiTokenCreate>, request: FastifyRequest) => {
+    const { token, record } = await s.apiTokens.create(userId, { name: body.name, expiresAt: parseExpiry(body.expiresAt), linkId: body.linkId ?? null }, await actor(request));
+    return { ...tokenJson(record), token };
+  };
 
   // ---------- who am I (the security indicator as JSON)
   app.get(
@@ -82,8 +86,7 @@ export async function adminApi(root: FastifyInstance, s: Services): Promise<void
       const p = await requireUser(s, request);
       // A scoped credential (an OAuth token) must not mint an unscoped one.
       if (p.scopes !== null) throw new AppError('forbidden', { message: 'API tokens can only be created with an unscoped credential.' });
-      const { token, record } = await s.apiTokens.create(p.user.id, { name: request.body.name, expiresAt: parseExpiry(request.body.expiresAt), linkId: request.body.linkId ?? null }, await actor(request));
-      return reply.code(201).send({ ...tokenJson(record), token });
+      return reply.code(201).send(await createToken(p.user.id, request.body, request));
     },
   );
   app.delete(
@@ -181,8 +184,7 @@ export async function adminApi(root: FastifyInstance, s: Services): Promise<void
     '/api/v1/users/:id/tokens',
     { preValidation: admin, schema: { tags: ['users'], summary: 'Create an API token for a user (shown once)', params: S.IdParams, body: S.ApiTokenCreate, response: { 201: S.ApiTokenCreated, ...errors } } },
     async (request, reply) => {
-      const { token, record } = await s.apiTokens.create(request.params.id, { name: request.body.name, expiresAt: parseExpiry(request.body.expiresAt), linkId: request.body.linkId ?? null }, await actor(request));
-      return reply.code(201).send({ ...tokenJson(record), token });
+      return reply.code(201).send(await createToken(request.params.id, request.body, request));
     },
   );
   app.delete(

@@ -45,18 +45,7 @@ export const UserCreate = Type.Object(
 );
 export type UserCreate = Static<typeof UserCreate>;
 
-export const UserUpdate = Type.Object(
-  {
-    username: Type.Optional(Type.String({ pattern: USERNAME_PATTERN, maxLength: 100 })),
-    displayName: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
-    email: Type.Optional(Nullable(Type.String({ format: 'email', maxLength: 320 }))),
-    password: Type.Optional(Nullable(Password)),
-    admin: Type.Optional(Type.Boolean()),
-    disabled: Type.Optional(Type.Boolean()),
-    groups: Type.Optional(Type.Array(Group, { maxItems: 200 })),
-  },
-  { additionalProperties: false },
-);
+export const UserUpdate = Type.Partial(UserCreate, { additionalProperties: false });
 export type UserUpdate = Static<typeof UserUpdate>;
 
 export const UserList = Type.Object({ users: Type.Array(User), total: Type.Integer() });

@@ -1,3 +1,5 @@
+import type { Selectable } from 'kysely';
+import type { ApiTokensTable } from '../schema.js';
 import type { Executor } from './common.js';
 
 export interface ApiTokenRecord {
@@ -76,16 +78,7 @@ export class KyselyApiTokenRepository implements ApiTokenRepository {
   }
 }
 
-function toRecord(row: {
-  id: string;
-  user_id: string;
-  name: string;
-  token_hash: string;
-  created_at: number;
-  expires_at: number | null;
-  last_used_at: number | null;
-  link_id: string | null;
-}): ApiTokenRecord {
+function toRecord(row: Selectable<ApiTokensTable>): ApiTokenRecord {
   return {
     id: row.id,
     userId: row.user_id,

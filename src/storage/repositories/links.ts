@@ -1,3 +1,5 @@
+import type { Selectable } from 'kysely';
+import type { LinkAuthTable, LinksTable } from '../schema.js';
 import { uniquely, type Executor } from './common.js';
 
 export type Direction = 'incoming' | 'outgoing';
@@ -183,15 +185,7 @@ export class KyselyLinkRepository implements LinkRepository {
   }
 }
 
-function toLink(row: {
-  id: string;
-  name: string;
-  url: string | null;
-  application_type: string;
-  remote_application_id: string | null;
-  created_at: number;
-  updated_at: number;
-}): LinkRecord {
+function toLink(row: Selectable<LinksTable>): LinkRecord {
   return {
     id: row.id,
     name: row.name,
@@ -203,16 +197,7 @@ function toLink(row: {
   };
 }
 
-function toAuth(row: {
-  link_id: string;
-  direction: string;
-  type: string;
-  config: string;
-  secrets_sealed: string | null;
-  lookup_key: string | null;
-  created_at: number;
-  updated_at: number;
-}): LinkAuthRecord {
+function toAuth(row: Selectable<LinkAuthTable>): LinkAuthRecord {
   return {
     linkId: row.link_id,
     direction: row.direction as Direction,

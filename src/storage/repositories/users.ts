@@ -1,3 +1,5 @@
+import type { Selectable } from 'kysely';
+import type { UsersTable } from '../schema.js';
 import { uniquely, bool, int, type Executor } from './common.js';
 
 export interface UserRecord {
@@ -142,17 +144,7 @@ export class KyselyUserRepository implements UserRepository {
   }
 }
 
-type UserRow = {
-  id: string;
-  username: string;
-  display_name: string;
-  email: string | null;
-  password_hash: string | null;
-  is_admin: number;
-  disabled: number;
-  created_at: number;
-  updated_at: number;
-};
+type UserRow = Selectable<UsersTable>;
 
 function toRecord(row: UserRow, groups: string[]): UserRecord {
   return {

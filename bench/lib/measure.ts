@@ -1,0 +1,175 @@
+/**
+ * One measured run and the interleaved rounds around it (method in ../shared/BENCHMARKS.md):
+ * autocannon with 50 connections, a discarded warm-up, CPU microseconds per request of the
+ * process under test from /proc, the first and last response checked, medians of three rounds
+ * with min–max, every figure a ratio to a baseline measured in the same run.
+ */
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import autocannon from 'autocannon';
+import { request } from 'undici';
+
+export interface LoadSpec {
+  /** Absolute URL of the request (path and query included). */
+  url: string;
+  method?: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  headers?: Record<string, string>;
+  body?: string;
+  /**
+   * Per-request headers for protocols that need a fresh value each time (OAuth 1.0a nonces):
+   * called for every request the load generator sends.
+   */
+  dynamicHeaders?: () => Record<string, string>;
+  /** Throws when a response is not what this configuration must answer. */
+  check?: (res: { status: number; headers: Record<string, unknown>; body: string }) => void;
+}
+
+export interface RunResult {
+  rps: number;
+  p99: number;
+  cpuUsPerRequest: number;
+  requests: number;
+  non2xx: number;
+  errors: number;
+  rssMb: number;
+}
+
+const TICK_US = 1_000_000 / 100; // getconf CLK_TCK is 100 on Linux
+
+function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14 and 15)
+}
+
+export function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** A port nobody listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function checkOnce(spec: LoadSpec): Promise<void> {
+  const res = await request(spec.url, { method: spec.method ?? 'GET', headers: { ...spec.headers, ...spec.dynamicHeaders?.() }, body: spec.body ?? null });
+  const body = await res.body.text();
+  if (res.statusCode >= 300) throw new Error(`check: HTTP ${res.statusCode} from ${spec.url}: ${body.slice(0, 300)}`);
+  spec.check?.({ status: res.statusCode, headers: res.headers, body });
+}
+
+function cannon(spec: LoadSpec, seconds: number, connections: number): Promise<autocannon.Result> {
+  const url = new URL(spec.url);
+  const options: autocannon.Options = {
+    url: url.origin,
+    connections,
+    duration: seconds,
+    pipelining: 1,
+    requests: [
+      {
+        method: spec.method ?? 'GET',
+        path: url.pathname + url.search,
+        headers: spec.headers ?? {},
+        ...(spec.body !== undefined ? { body: spec.body } : {}),
+        ...(spec.dynamicHeaders
+          ? {
+              setupRequest: (req: autocannon.Request) => ({ ...req, headers: { ...(req.headers ?? {}), ...spec.dynamicHeaders!() } }),
+            }
+          : {}),
+      },
+    ],
+  };
+  return new Promise((resolve, reject) => {
+    autocannon(options, (error, result) => (error ? reject(error) : resolve(result)));
+  });
+}
+
+/** Warm-up (discarded), then a measured run of the process `pid` serving `spec`. */
+export async function measure(pid: number, spec: LoadSpec, options: { warmupSeconds?: number; seconds?: number; connections?: number } = {}): Promise<RunResult> {
+  const connections = options.connections ?? 50;
+  await checkOnce(spec);
+  await cannon(spec, options.warmupSeconds ?? 3, connections);
+  const before = cpuTicks(pid);
+  const result = await cannon(spec, options.seconds ?? 10, connections);
+  const after = cpuTicks(pid);
+  await checkOnce(spec);
+  const requests = result.requests.total;
+  return {
+    rps: result.requests.average,
+    p99: result.latency.p99,
+    cpuUsPerRequest: ((after - before) * TICK_US) / Math.max(1, requests),
+    requests,
+    non2xx: result.non2xx,
+    errors: result.errors + result.timeouts,
+    rssMb: rssMb(pid),
+  };
+}
+
+export interface Configuration {
+  name: string;
+  /** Starts a fresh process under test and answers what to load it with. */
+  start(): Promise<{ pid: number; spec: LoadSpec; stop(): Promise<void> }>;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+/**
+ * Runs every configuration once per round, `rounds` times, a fresh process each time, and
+ * prints medians with min–max and ratios to `baseline` (by req/s and by CPU per request).
+ */
+export async function interleave(configs: Configuration[], baseline: string, options: { rounds?: number; seconds?: number; warmupSeconds?: number } = {}): Promise<Map<string, RunResult[]>> {
+  const rounds = options.rounds ?? Number(process.env.BENCH_ROUNDS ?? 3);
+  const results = new Map<string, RunResult[]>(configs.map((c) => [c.name, []]));
+  for (let round = 1; round <= rounds; round++) {
+    for (const config of configs) {
+      const run = await config.start();
+      try {
+        const r = await measure(run.pid, run.spec, { seconds: options.seconds ?? Number(process.env.BENCH_SECONDS ?? 10), warmupSeconds: options.warmupSeconds ?? 3 });
+        results.get(config.name)!.push(r);
+        process.stderr.write(
+          `round ${round} ${config.name.padEnd(28)} ${fmt(r.rps).padStart(7)} req/s  p99 ${fmt(r.p99, 1).padStart(5)} ms  ${fmt(r.cpuUsPerRequest, 1).padStart(6)} µs/req  non2xx ${r.non2xx} errors ${r.errors}\n`,
+        );
+        if (r.non2xx > 0 || r.errors > 0) process.stderr.write(`  ! ${config.name}: ${r.non2xx} non-2xx, ${r.errors} errors\n`);
+      } finally {
+        await run.stop();
+      }
+    }
+  }
+  printTable(results, baseline);
+  return results;
+}
+
+export function printTable(results: Map<string, RunResult[]>, baseline: string): void {
+  const base = results.get(baseline)!;
+  const baseRps = median(base.map((r) => r.rps));
+  const baseCpu = median(base.map((r) => r.cpuUsPerRequest));
+  const rows = [...results].map(([name, runs]) => {
+    const rps = runs.map((r) => r.rps);
+    const cpu = runs.map((r) => r.cpuUsPerRequest);
+    return [
+      name,
+      `${fmt(median(rps))} (${fmt(Math.min(...rps))}–${fmt(Math.max(...rps))})`,
+      fmt(median(runs.map((r) => r.p99)), 1),
+      `${fmt(median(cpu), 1)} (${fmt(Math.min(...cpu), 1)}–${fmt(Math.max(...cpu), 1)})`,
+      `${fmt((median(rps) / baseRps) * 100)}%`,
+      `${fmt(median(cpu) / baseCpu, 2)}×`,
+    ];
+  });
+  const head = ['configuration', 'req/s median (min–max)', 'p99 ms', 'CPU µs/req (min–max)', `req/s vs ${baseline}`, 'CPU vs baseline'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  console.log(line(head));
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const r of rows) console.log(line(r));
+}
+
+export { median };

@@ -1,0 +1,137 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../bench/lib/measure.js';
+
+const CLI = path.resolve('dist/cli/main.js');
+
+function cli(env: Record<string, string>, args: string[], input?: string) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH!, ...env }, encoding: 'utf8', input, timeout: 30_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function serve(env: Record<string, string>): Promise<{ child: ChildProcess; output: () => string }> {
+  const child = spawn(process.execPath, [CLI, 'serve'], { env: { PATH: process.env.PATH!, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+  return new Promise((resolve, reject) => {
+    const timer = setInterval(() => {
+      if (out.includes('applinks is listening')) {
+        clearInterval(timer);
+        resolve({ child, output: () => out });
+      }
+    }, 50);
+    child.once('exit', (code) => {
+      clearInterval(timer);
+      reject(new Error(`serve exited ${code}: ${out}`));
+    });
+  });
+}
+
+const exited = (child: ChildProcess) => new Promise<number | null>((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.once('exit', (code) => resolve(code))));
+
+describe('the applinks command', () => {
+  let dataDir: string;
+  let env: Record<string, string>;
+  beforeAll(() => {
+    dataDir = mkdtempSync(path.join(tmpdir(), 'applinks-cli-'));
+    env = { APPLINKS_DATA_DIR: dataDir, APPLINKS_LOG_LEVEL: 'info' };
+  });
+  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  it('stops a start with a bad value and names it', () => {
+    const r = cli({ ...env, APPLINKS_PORT: 'eighty' }, ['serve']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/APPLINKS_PORT: must be an integer from 0 to 65535 \(got "eighty"\)/);
+    const secret = cli({ ...env, APPLINKS_MASTER_KEY: 'c2hvcnQ=' }, ['serve']);
+    expect(secret.code).toBe(2);
+    expect(secret.stderr).toMatch(/APPLINKS_MASTER_KEY: each key must be 32 bytes/);
+    expect(secret.stderr).not.toContain('c2hvcnQ=');
+  });
+
+  it('on first start creates the master key (0600) and prints a generated admin password once; SIGTERM drains in-flight requests', async () => {
+    // A slow host, so a request is in flight when SIGTERM arrives.
+    const slow = http.createServer((_req, res) => setTimeout(() => res.end('slow answer'), 1500));
+    await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+    const port = await freePort();
+    const runEnv = { ...env, APPLINKS_PORT: String(port), APPLINKS_UPSTREAM_URL: `http://127.0.0.1:${(slow.address() as AddressInfo).port}` };
+    const first = await serve(runEnv);
+    const printed = /with password:\s+(\S+)/.exec(first.output())?.[1];
+    expect(printed).toMatch(/^[A-Za-z0-9_-]{20,}$/);
+    expect(statSync(path.join(dataDir, 'master.key')).mode & 0o777).toBe(0o600);
+    // The password was printed to the console, never logged.
+    const logLines = first.output().split('\n').filter((l) => l.startsWith('{'));
+    expect(logLines.join('\n')).not.toContain(printed!);
+
+    const inFlight = request(`http://127.0.0.1:${port}/slow`, { headers: { authorization: `Basic ${Buffer.from(`admin:${printed}`).toString('base64')}` } });
+    await new Promise((r) => setTimeout(r, 300));
+    first.child.kill('SIGTERM');
+    const res = await inFlight;
+    expect(res.statusCode).toBe(200);
+    expect(await res.body.text()).toBe('slow answer');
+    expect(await exited(first.child)).toBe(0);
+    expect(first.output()).toMatch(/"msg":"stopped"/);
+
+    const second = await serve(runEnv);
+    expect(second.output()).not.toMatch(/with password/);
+    second.child.kill('SIGTERM');
+    expect(await exited(second.child)).toBe(0);
+    slow.close();
+  }, 60_000);
+
+  it('manages users, tokens and links, and refuses bad input with a message', () => {
+    expect(cli(env, ['users', 'create', 'alice', '--password-stdin', '--email', 'alice@example.com'], 'alice-password\n').code).toBe(0);
+    const dup = cli(env, ['users', 'create', 'ALICE']);
+    expect(dup.code).toBe(1);
+    expect(dup.stderr).toMatch(/already exists/);
+    const list = JSON.parse(cli(env, ['users', 'list', '--json']).stdout) as Array<{ username: string }>;
+    expect(list.map((u) => u.username).sort()).toEqual(['admin', 'alice']);
+    const token = cli(env, ['tokens', 'create', 'alice', '--name', 'ci']);
+    expect(token.code).toBe(0);
+    expect(token.stdout.trim()).toMatch(/^alpat_/);
+    expect(cli(env, ['users', 'disable', 'alice']).stdout).toMatch(/disabled/);
+
+    const created = cli(env, ['links', 'create', '--name', 'Jira', '--url', 'https://jira.example.com/', '--type', 'jira', '--outgoing', '{"basic":{"username":"svc","password":"cli-secret"}}']);
+    expect(created.code).toBe(0);
+    const link = JSON.parse(created.stdout) as { id: string; url: string; primaryOutgoingType: string; outgoing: Array<{ secretsSet: string[] }> };
+    expect(link).toMatchObject({ url: 'https://jira.example.com', primaryOutgoingType: 'basic' });
+    expect(created.stdout).not.toContain('cli-secret');
+    const badType = cli(env, ['links', 'create', '--name', 'X', '--type', 'nonsense']);
+    expect(badType.code).toBe(1);
+    expect(badType.stderr).toMatch(/applicationType/);
+    const badAuth = cli(env, ['links', 'set-auth', 'Jira', 'outgoing', 'basic', '{"username":"svc","extra":1}']);
+    expect(badAuth.code).toBe(1);
+    expect(badAuth.stderr).toMatch(/outgoing\.basic\.extra|must NOT have additional properties/);
+    expect(cli(env, ['links', 'list']).stdout).toMatch(/Jira\s+jira\s+https:\/\/jira\.example\.com/);
+    expect(cli(env, ['links', 'delete', 'jira']).code).toBe(0);
+    const audit = cli(env, ['audit', '--json']);
+    const actions = (JSON.parse(audit.stdout) as Array<{ action: string; actor: string }>).map((e) => e.action);
+    expect(actions).toEqual(expect.arrayContaining(['user.create', 'token.create', 'user.disable', 'link.create', 'link.delete']));
+    expect(audit.stdout).not.toContain('cli-secret');
+  });
+
+  it('rotates the master key and prunes the old one, keeping every secret readable', () => {
+    expect(cli(env, ['links', 'create', '--name', 'R', '--url', 'https://r.example', '--outgoing', '{"api-token":{"token":"rotate-me"}}']).code).toBe(0);
+    const before = readFileSync(path.join(dataDir, 'master.key'), 'utf8').trim().split('\n');
+    const rotated = cli(env, ['keys', 'rotate']);
+    expect(rotated.code).toBe(0);
+    expect(rotated.stdout).toMatch(/re-sealed \d+ secret/);
+    const during = readFileSync(path.join(dataDir, 'master.key'), 'utf8').trim().split('\n');
+    expect(during).toHaveLength(before.length + 1);
+    expect(during.slice(1)).toEqual(before);
+    const pruned = cli(env, ['keys', 'prune']);
+    expect(pruned.stdout).toMatch(/re-sealed 0 straggler/);
+    const after = readFileSync(path.join(dataDir, 'master.key'), 'utf8').trim().split('\n');
+    expect(after).toEqual([during[0]]);
+    expect(statSync(path.join(dataDir, 'master.key')).mode & 0o777).toBe(0o600);
+    const show = cli(env, ['links', 'show', 'R']);
+    expect(show.code).toBe(0);
+    expect(JSON.parse(show.stdout).outgoing[0].secretsSet).toEqual(['token']);
+  });
+});

@@ -1,0 +1,171 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { SignJWT, generateKeyPair } from 'jose';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assertionVerifier } from '../../src/lib/index.js';
+import { createHarness, json, userWithToken, type Harness } from '../helpers/harness.js';
+import { startUpstream, type SeenRequest } from '../helpers/upstream.js';
+
+// The gateway's behaviour does not depend on the dialect; the store paths it uses are covered per dialect elsewhere.
+describe('gateway in front of a host', () => {
+  let h: Harness;
+  let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  let base: string;
+  let alice: Awaited<ReturnType<typeof userWithToken>>;
+
+  beforeAll(async () => {
+    upstream = await startUpstream();
+    h = await createHarness('sqlite', { config: { upstreamUrl: upstream.url } });
+    await h.app.listen({ port: 0, host: '127.0.0.1' });
+    base = `http://127.0.0.1:${(h.app.server.address() as AddressInfo).port}`;
+    alice = await userWithToken(h, 'alice');
+  });
+  afterAll(async () => {
+    await h.close();
+    await upstream.close();
+  });
+
+  const last = (): SeenRequest => upstream.seen[upstream.seen.length - 1]!;
+
+  it('forwards with the identity headers and removes every client-sent X-Applinks-* header', async () => {
+    const res = await request(`${base}/rest/api/2/issue/ABC-1?expand=names`, {
+      headers: {
+        authorization: alice.bearer,
+        'x-applinks-user': 'admin',
+        'X-Applinks-Scopes': 'SYSTEM_ADMIN',
+        'x-applinks-anything': 'forged',
+        cookie: 'applinks_session=alses_x; host_pref=1',
+        'x-custom': 'kept',
+      },
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['set-cookie']).toBe('host_session=abc; Path=/');
+    await res.body.text();
+    const seen = last();
+    expect(seen.url).toBe('/rest/api/2/issue/ABC-1?expand=names');
+    expect(seen.headers['x-applinks-user']).toBe('alice');
+    expect(seen.headers['x-applinks-auth']).toBe('api-token');
+    expect(seen.headers['x-applinks-scopes']).toBeUndefined();
+    expect(seen.headers['x-applinks-anything']).toBeUndefined();
+    expect(seen.headers['x-applinks-link']).toBeUndefined();
+    expect(seen.headers.authorization).toBeUndefined();
+    expect(seen.headers.cookie).toBe('host_pref=1');
+    expect(seen.headers['x-custom']).toBe('kept');
+    expect(seen.headers['x-forwarded-for']).toBe('127.0.0.1');
+    expect(seen.headers['x-forwarded-proto']).toBe('http');
+  });
+
+  it('forwards anonymous requests without a user, and spoofed identity headers never pass', async () => {
+    await (await request(`${base}/public`, { headers: { 'x-applinks-user': 'admin', 'x-applinks-assertion': 'forged' } })).body.text();
+    const seen = last();
+    expect(seen.headers['x-applinks-user']).toBeUndefined();
+    expect(seen.headers['x-applinks-auth']).toBe('anonymous');
+    expect(seen.headers['x-applinks-assertion']).not.toBe('forged');
+  });
+
+  it('signs an assertion of the same identity that a host verifies through the published JWKS', async () => {
+    await (await request(`${base}/x`, { headers: { authorization: alice.bearer } })).body.text();
+    const assertion = String(last().headers['x-applinks-assertion']);
+    const verify = assertionVerifier({ applinksUrl: 'http://applinks.test', audience: upstream.url });
+    // The verifier fetches keys from the public URL; point it at the listening server.
+    const local = assertionVerifier({ applinksUrl: base, audience: upstream.url });
+    await expect(local(assertion)).rejects.toThrow(/iss/); // the issuer is the public base URL, not this address
+    const jwks = json(await h.inject({ url: '/rest/applinks/1.0/jwks.json' }));
+    expect((jwks.keys as Array<{ kty: string; alg: string }>)[0]).toMatchObject({ kty: 'EC', alg: 'ES256' });
+    const { createLocalJWKSet, jwtVerify } = await import('jose');
+    const { payload } = await jwtVerify(assertion, createLocalJWKSet(jwks as never), { issuer: 'http://applinks.test', audience: upstream.url });
+    expect(payload).toMatchObject({ sub: 'alice', auth: 'api-token', conn: 'gateway', uid: alice.user.id });
+    expect(payload.exp! - payload.iat!).toBe(60);
+    // A token signed by anyone else is refused.
+    const { privateKey } = await generateKeyPair('ES256');
+    const forged = await new SignJWT({ auth: 'api-token' }).setProtectedHeader({ alg: 'ES256', kid: 'x' }).setSubject('admin').setIssuer('http://applinks.test').setAudience(upstream.url).setIssuedAt().setExpirationTime('1m').sign(privateKey);
+    await expect(verify(forged)).rejects.toThrow();
+  });
+
+  it('streams large bodies both ways without changing a byte', async () => {
+    const upload = randomBytes(8 * 1024 * 1024);
+    const res = await request(`${base}/upload`, { method: 'PUT', body: upload, headers: { authorization: alice.bearer, 'content-type': 'application/octet-stream' } });
+    const echoed = JSON.parse(await res.body.text()) as SeenRequest;
+    expect(echoed.bodyLength).toBe(upload.length);
+    expect(echoed.bodySha256).toBe(createHash('sha256').update(upload).digest('hex'));
+    const down = await request(`${base}/download/${20 * 1024 * 1024}`, { headers: { authorization: alice.bearer } });
+    let n = 0;
+    for await (const chunk of down.body) n += (chunk as Buffer).length;
+    expect(n).toBe(20 * 1024 * 1024);
+  });
+
+  it('refuses a bad credential before anything reaches the host', async () => {
+    const before = upstream.seen.length;
+    const res = await request(`${base}/secret`, { method: 'POST', body: 'x', headers: { authorization: 'Bearer alpat_nope' } });
+    expect(res.statusCode).toBe(401);
+    expect(res.headers['www-authenticate']).toMatch(/Bearer realm="applinks", error="invalid_token"/);
+    await res.body.text();
+    expect(upstream.seen.length).toBe(before);
+  });
+
+  it('keeps applinks paths to itself: unknown ones are 404 here, never forwarded', async () => {
+    const before = upstream.seen.length;
+    for (const path of ['/api/v1/nope', '/rest/applinks/1.0/nope', '/applinks/nope']) {
+      const res = await request(`${base}${path}`);
+      expect(res.statusCode, path).toBe(404);
+      await res.body.text();
+    }
+    expect(upstream.seen.length).toBe(before);
+  });
+
+  it('answers 502 when the host is down', async () => {
+    const down = await createHarness('sqlite', { config: { upstreamUrl: 'http://127.0.0.1:9' } });
+    try {
+      const res = await down.inject({ url: '/x' });
+      expect(res.statusCode).toBe(502);
+      expect(json(res).error).toBe('upstream_unavailable');
+    } finally {
+      await down.close();
+    }
+  });
+});
+
+describe('forward-auth', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await createHarness('sqlite', { config: { trustedProxies: '127.0.0.1' } });
+  });
+  afterAll(async () => h.close());
+
+  it('answers 200 with the identity headers, or 401 with every challenge', async () => {
+    const { bearer } = await userWithToken(h, 'bob');
+    const ok = await h.inject({ url: '/rest/applinks/1.0/forward-auth', headers: { authorization: bearer, 'x-forwarded-uri': '/rest/api/2/myself' } });
+    expect(ok.statusCode).toBe(200);
+    expect(ok.headers['x-applinks-user']).toBe('bob');
+    expect(ok.headers['x-applinks-auth']).toBe('api-token');
+    expect(ok.headers['x-applinks-assertion']).toMatch(/^ey/);
+    expect(json(ok).connection).toBe('forward-auth');
+    const anon = await h.inject({ url: '/rest/applinks/1.0/forward-auth' });
+    expect(anon.statusCode).toBe(401);
+    expect(anon.headers['www-authenticate']).toEqual(expect.arrayContaining([expect.stringMatching(/^Bearer realm=/), expect.stringMatching(/^Basic realm=/)]));
+    const allowed = await h.inject({ url: '/rest/applinks/1.0/forward-auth?anonymous=allow' });
+    expect(allowed.statusCode).toBe(200);
+    expect(allowed.headers['x-applinks-user']).toBeUndefined();
+    const bad = await h.inject({ url: '/rest/applinks/1.0/forward-auth', headers: { authorization: 'Bearer alpat_wrong' } });
+    expect(bad.statusCode).toBe(401);
+  });
+
+  it('believes X-Forwarded-* and X-Original-* only from trusted proxies', async () => {
+    const { originalRequest } = await import('../../src/gateway/forward-auth.js');
+    const { Edge } = await import('../../src/auth/edge.js');
+    const fake = (remote: string, headers: Record<string, string>) => ({ method: 'GET', url: '/rest/applinks/1.0/forward-auth', headers, socket: { remoteAddress: remote } }) as never;
+    const trusted = new Edge({ baseUrl: 'http://127.0.0.1:8080', baseUrlExplicit: false, trustedProxies: ['10.0.0.0/8'] });
+    expect(originalRequest(trusted, fake('10.1.2.3', { 'x-forwarded-method': 'post', 'x-forwarded-uri': '/a?b=1', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'jira.example.com', host: 'internal:8080' }))).toEqual({
+      method: 'POST',
+      url: 'https://jira.example.com/a?b=1',
+    });
+    expect(originalRequest(trusted, fake('10.1.2.3', { 'x-original-uri': '/nginx/path', host: 'jira.example.com' }))).toEqual({ method: 'GET', url: 'http://jira.example.com/nginx/path' });
+    expect(originalRequest(trusted, fake('192.168.1.9', { 'x-forwarded-method': 'POST', 'x-forwarded-uri': '/a', 'x-forwarded-host': 'evil.example', host: 'jira.example.com' }))).toEqual({
+      method: 'GET',
+      url: 'http://jira.example.com/rest/applinks/1.0/forward-auth',
+    });
+    const explicit = new Edge({ baseUrl: 'https://jira.example.com/ctx', baseUrlExplicit: true, trustedProxies: ['10.0.0.0/8'] });
+    expect(originalRequest(explicit, fake('10.1.2.3', { 'x-forwarded-uri': '/rest/x', 'x-forwarded-host': 'other.example', 'x-forwarded-proto': 'http' }))).toEqual({ method: 'GET', url: 'https://jira.example.com/ctx/rest/x' });
+  });
+});

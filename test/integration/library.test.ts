@@ -1,0 +1,85 @@
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import Fastify from 'fastify';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApplinks, type Applinks } from '../../src/index.js';
+import { SYSTEM_ACTOR } from '../../src/services/audit.js';
+import { createHarness, basic, type Harness } from '../helpers/harness.js';
+
+/**
+ * A Node host embeds applinks through the library, sharing the store with a running applinks
+ * server: a token created on the server authenticates inside the host, with no hop between.
+ */
+describe('library inside Node hosts', () => {
+  let server: Harness;
+  let lib: Applinks;
+  let token: string;
+
+  beforeAll(async () => {
+    server = await createHarness('postgres');
+    const user = await server.services.users.create({ username: 'alice', password: 'alice-password' }, SYSTEM_ACTOR);
+    token = (await server.services.apiTokens.create(user.id, { name: 'lib', expiresAt: null }, SYSTEM_ACTOR)).token;
+    lib = await createApplinks(
+      { databaseUrl: server.store.databaseUrl, dataDir: server.store.dataDir, baseUrl: 'http://host.test', logLevel: 'silent' },
+      { storeOptions: { schema: server.store.schema!, poolSize: 2 } },
+    );
+  });
+  afterAll(async () => {
+    await lib?.close();
+    await server.close();
+  });
+
+  it('sets request.applinks in a Fastify host and refuses bad credentials with 401', async () => {
+    const app = Fastify();
+    await app.register(lib.fastifyPlugin);
+    app.get('/who', async (req) => ({ user: req.applinks.user?.username ?? null, auth: req.applinks.authType, connection: req.applinks.connection }));
+    await app.register(async (scope) => {
+      await scope.register(lib.fastifyPlugin, { required: true });
+      scope.get('/private', async (req) => ({ user: req.applinks.user!.username }));
+    });
+    expect((await app.inject({ url: '/who', headers: { authorization: `Bearer ${token}` } })).json()).toEqual({ user: 'alice', auth: 'api-token', connection: 'library' });
+    expect((await app.inject({ url: '/who' })).json()).toEqual({ user: null, auth: 'anonymous', connection: 'library' });
+    const bad = await app.inject({ url: '/who', headers: { authorization: 'Bearer alpat_forged' } });
+    expect(bad.statusCode).toBe(401);
+    expect(bad.headers['www-authenticate']).toMatch(/^Bearer realm=/);
+    const anonymous = await app.inject({ url: '/private' });
+    expect(anonymous.statusCode).toBe(401);
+    expect(anonymous.headers['www-authenticate']).toBeDefined();
+    expect((await app.inject({ url: '/private', headers: { authorization: basic('alice', 'alice-password') } })).json()).toEqual({ user: 'alice' });
+    await app.close();
+  });
+
+  it('sets req.applinks in an Express host', async () => {
+    const app = express();
+    app.use(lib.middleware());
+    app.get('/who', (req, res) => {
+      const p = (req as unknown as { applinks: { user: { username: string } | null; authType: string } }).applinks;
+      res.json({ user: p.user?.username ?? null, auth: p.authType });
+    });
+    const server = app.listen(0);
+    await new Promise((r) => server.once('listening', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/who`;
+    try {
+      const ok = await request(url, { headers: { authorization: `Bearer ${token}` } });
+      expect(await ok.body.json()).toEqual({ user: 'alice', auth: 'api-token' });
+      const bad = await request(url, { headers: { authorization: basic('alice', 'wrong-password') } });
+      expect(bad.statusCode).toBe(401);
+      expect(await bad.body.json()).toMatchObject({ error: 'invalid_credentials' });
+    } finally {
+      server.close();
+    }
+  });
+
+  it('sees a revocation made by the server within the cache lifetime', async () => {
+    const [t] = await server.services.apiTokens.list((await server.services.users.findByUsername('alice'))!.id);
+    const app = Fastify();
+    await app.register(lib.fastifyPlugin);
+    app.get('/who', async (req) => ({ user: req.applinks.user?.username ?? null }));
+    expect((await app.inject({ url: '/who', headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(200);
+    await server.services.apiTokens.revoke(t!.id, SYSTEM_ACTOR);
+    await new Promise((r) => setTimeout(r, lib.services.config.authCacheTtlMs + 50));
+    expect((await app.inject({ url: '/who', headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(401);
+    await app.close();
+  });
+});

@@ -1,0 +1,92 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Keyring } from '../../src/crypto/keyring.js';
+import { createHarness, DIALECTS, json, userWithToken, type Harness } from '../helpers/harness.js';
+
+const PLANTED_SECRET = 'planted-outgoing-password-7f3c9a';
+
+/** Everything the store holds, as raw bytes: the SQLite file and its WAL, or a pg_dump of the schema. */
+function rawStore(h: Harness): string {
+  if (h.store.schema) {
+    return execFileSync('pg_dump', ['--schema', h.store.schema, '--data-only', h.store.databaseUrl], { encoding: 'latin1', maxBuffer: 64 * 1024 * 1024 });
+  }
+  const file = h.store.databaseUrl.slice('sqlite:'.length);
+  return [file, `${file}-wal`].filter(existsSync).map((f) => readFileSync(f).toString('latin1')).join('');
+}
+
+describe.each(DIALECTS)('secrets at rest on %s', (dialect) => {
+  let h: Harness;
+  beforeEach(async () => {
+    h = await createHarness(dialect, { config: { accessLog: true } });
+  });
+  afterEach(async () => h.close());
+
+  it('never stores a secret or a bearer token in clear, nor logs or returns them', async () => {
+    const created = await h.inject({
+      method: 'POST',
+      url: '/api/v1/links',
+      headers: { authorization: h.adminBasic },
+      payload: { name: 'Remote', url: 'https://remote.example', outgoing: { basic: { username: 'svc', password: PLANTED_SECRET } } },
+    });
+    expect(created.statusCode).toBe(201);
+    expect(created.body).not.toContain(PLANTED_SECRET);
+    const { token, bearer } = await userWithToken(h, 'alice');
+    expect((await h.inject({ url: '/whoami', headers: { authorization: bearer } })).statusCode).toBe(200);
+    await h.inject({ url: `/whoami?access_token=${token}`, headers: { authorization: `Basic ${Buffer.from(`alice:${token}`).toString('base64')}` } });
+    await h.services.apiTokens.flushLastUsed();
+
+    const raw = rawStore(h);
+    expect(raw.length).toBeGreaterThan(1000);
+    expect(raw).toContain('svc'); // the scan sees the row: the non-secret username is there in clear
+    expect(raw).not.toContain(PLANTED_SECRET);
+    expect(raw).not.toContain(token);
+    expect(raw).not.toContain('alice-password');
+    expect(raw).not.toContain('admin-password-1');
+
+    const everything = [h.logs.join('\n'), JSON.stringify(json(await h.inject({ url: '/api/v1/audit', headers: { authorization: h.adminBasic } })))].join('\n');
+    expect(everything).not.toContain(PLANTED_SECRET);
+    expect(everything).not.toContain(token);
+    expect(h.logs.some((l) => l.includes('[Redacted]'))).toBe(true);
+
+    // The secret is still usable where it belongs.
+    const link = json<{ id: string }>(created);
+    const [auth] = (await h.services.store.links.listAuth(link.id)).filter((a) => a.type === 'basic');
+    expect(h.services.links.openSecrets(auth!)).toEqual({ password: PLANTED_SECRET });
+  });
+
+  it('re-seals every secret under a new master key and keeps them readable', async () => {
+    const link = json<{ id: string }>(
+      await h.inject({ method: 'POST', url: '/api/v1/links', headers: { authorization: h.adminBasic }, payload: { name: 'R', url: 'https://r.example', outgoing: { 'api-token': { token: PLANTED_SECRET } } } }),
+    );
+    await h.services.keys.activeKey('assertion', 'ES256');
+    const oldKid = h.services.keyring.currentKid;
+    const next = new Keyring([Keyring.generateKey(), ...readKeys(h)]);
+    const count = await h.services.keys.reseal(next);
+    expect(count).toBeGreaterThanOrEqual(3); // link secret, assertion key, installation secret
+    const raw = rawStore(h);
+    expect(raw).toContain(`v1.${next.currentKid}.`);
+    expect(raw).not.toContain(`v1.${oldKid}.`);
+    const [auth] = await h.services.store.links.listAuth(link.id);
+    expect(next.open(auth!.secretsSealed!, `link_auth.secrets_sealed:${link.id}/outgoing/api-token`)).toContain(PLANTED_SECRET);
+    // Without the new key the values do not open: they really were re-sealed.
+    const onlyOld = new Keyring(readKeys(h));
+    expect(() => onlyOld.open(auth!.secretsSealed!, `link_auth.secrets_sealed:${link.id}/outgoing/api-token`)).toThrow();
+  });
+
+  it('binds a sealed value to its row: copied elsewhere it does not open', async () => {
+    const a = json<{ id: string }>(await h.inject({ method: 'POST', url: '/api/v1/links', headers: { authorization: h.adminBasic }, payload: { name: 'A', url: 'https://a.example', outgoing: { basic: { username: 'u', password: 'p1-secret' } } } }));
+    const b = json<{ id: string }>(await h.inject({ method: 'POST', url: '/api/v1/links', headers: { authorization: h.adminBasic }, payload: { name: 'B', url: 'https://b.example', outgoing: { basic: { username: 'u', password: 'p2-secret' } } } }));
+    const [authA] = await h.services.store.links.listAuth(a.id);
+    await h.services.store.links.setSealedSecrets(b.id, 'outgoing', 'basic', authA!.secretsSealed!);
+    const [authB] = await h.services.store.links.listAuth(b.id);
+    expect(() => h.services.links.openSecrets(authB!)).toThrow(/failed authentication/);
+  });
+});
+
+function readKeys(h: Harness): Buffer[] {
+  const file = path.join(h.config.dataDir, 'master.key');
+  expect(statSync(file).mode & 0o777).toBe(0o600);
+  return readFileSync(file, 'utf8').trim().split('\n').map((l) => Buffer.from(l, 'base64'));
+}

@@ -1,0 +1,192 @@
+import type { LightMyRequestResponse } from 'fastify';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ADMIN_PASSWORD, basic, createHarness, DIALECTS, json, type Harness } from '../helpers/harness.js';
+
+/** A cookie jar for inject(): what Set-Cookie gave, sent back as Cookie. */
+class Jar {
+  private readonly cookies = new Map<string, string>();
+  take(res: LightMyRequestResponse): void {
+    const set = res.headers['set-cookie'];
+    for (const line of Array.isArray(set) ? set : set ? [set] : []) {
+      const [pair] = line.split(';');
+      const eq = pair!.indexOf('=');
+      const value = pair!.slice(eq + 1);
+      if (value === '' || /Max-Age=0/.test(line)) this.cookies.delete(pair!.slice(0, eq));
+      else this.cookies.set(pair!.slice(0, eq), value);
+    }
+  }
+  get header(): string {
+    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+  }
+}
+
+async function signInForm(h: Harness, jar: Jar, next = '/applinks/account'): Promise<string> {
+  const page = await h.inject({ url: `/applinks/login?next=${encodeURIComponent(next)}`, headers: { cookie: jar.header } });
+  jar.take(page);
+  return /name="csrf_token" value="([^"]+)"/.exec(page.body)![1]!;
+}
+
+async function signIn(h: Harness, jar: Jar, username: string, password: string, next?: string): Promise<LightMyRequestResponse> {
+  const csrf = await signInForm(h, jar, next);
+  const res = await h.inject({
+    method: 'POST',
+    url: '/applinks/login',
+    headers: { cookie: jar.header, 'content-type': 'application/x-www-form-urlencoded' },
+    payload: new URLSearchParams({ username, password, csrf_token: csrf, next: next ?? '/applinks/account' }).toString(),
+  });
+  jar.take(res);
+  return res;
+}
+
+describe.each(DIALECTS)('sign-in on %s', (dialect) => {
+  let h: Harness;
+  beforeEach(async () => {
+    h = await createHarness(dialect);
+  });
+  afterEach(async () => h.close());
+
+  it('shows a form labelled Username and Password with a Sign in button', async () => {
+    const page = await h.inject({ url: '/applinks/login' });
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-type']).toMatch(/text\/html/);
+    expect(page.body).toMatch(/<label for="username">Username<\/label>/);
+    expect(page.body).toMatch(/<label for="password">Password<\/label>/);
+    expect(page.body).toMatch(/<button type="submit">Sign in<\/button>/);
+    expect(page.headers['x-frame-options']).toBe('DENY');
+    expect(page.headers['set-cookie']).toMatch(/^applinks_csrf=[^;]+; Path=\/; HttpOnly; SameSite=Lax$/);
+  });
+
+  it('signs in with a session cookie that is HttpOnly and SameSite=Lax, and signs out', async () => {
+    const jar = new Jar();
+    const res = await signIn(h, jar, 'admin', ADMIN_PASSWORD, '/somewhere?x=1');
+    expect(res.statusCode).toBe(303);
+    expect(res.headers.location).toBe('/somewhere?x=1');
+    expect(String(res.headers['set-cookie'])).toMatch(/^applinks_session=alses_[^;]+; Path=\/; HttpOnly; SameSite=Lax; Max-Age=43200$/);
+    const me = json(await h.inject({ url: '/api/v1/me', headers: { cookie: jar.header } }));
+    expect(me).toMatchObject({ authenticated: true, authType: 'session', user: { username: 'admin' } });
+    const account = await h.inject({ url: '/applinks/account', headers: { cookie: jar.header } });
+    expect(account.body).toContain('Administrator');
+    const csrf = /name="csrf_token" value="([^"]+)"/.exec(account.body)![1]!;
+    const out = await h.inject({ method: 'POST', url: '/applinks/logout', headers: { cookie: jar.header, 'content-type': 'application/x-www-form-urlencoded' }, payload: `csrf_token=${csrf}` });
+    expect(out.statusCode).toBe(303);
+    jar.take(out);
+    expect(json(await h.inject({ url: '/api/v1/me', headers: { cookie: jar.header } })).authenticated).toBe(false);
+  });
+
+  it('never redirects off-site after sign-in', async () => {
+    for (const next of ['https://evil.example/', '//evil.example/x', '/\\evil.example']) {
+      const res = await signIn(h, new Jar(), 'admin', ADMIN_PASSWORD, next);
+      expect(res.headers.location, next).toBe('/applinks/account');
+    }
+  });
+
+  it('refuses forms without a valid CSRF token', async () => {
+    const jar = new Jar();
+    await signInForm(h, jar);
+    const res = await h.inject({
+      method: 'POST',
+      url: '/applinks/login',
+      headers: { cookie: jar.header, 'content-type': 'application/x-www-form-urlencoded' },
+      payload: new URLSearchParams({ username: 'admin', password: ADMIN_PASSWORD, csrf_token: 'forged' }).toString(),
+    });
+    expect(res.statusCode).toBe(403);
+    expect(res.headers['set-cookie'] ?? '').not.toMatch(/applinks_session/);
+    // A session-authenticated API call that changes something needs the CSRF header too.
+    await signIn(h, jar, 'admin', ADMIN_PASSWORD);
+    const post = await h.inject({ method: 'POST', url: '/api/v1/me/tokens', headers: { cookie: jar.header }, payload: { name: 'x' } });
+    expect(post.statusCode).toBe(403);
+    expect(json(post).error).toBe('csrf_failed');
+  });
+
+  it('marks the session cookie Secure when the base URL is https', async () => {
+    const secure = await createHarness(dialect, { config: { baseUrl: 'https://applinks.example' } });
+    try {
+      const res = await signIn(secure, new Jar(), 'admin', ADMIN_PASSWORD);
+      expect(String(res.headers['set-cookie'])).toMatch(/; Secure; Max-Age=/);
+    } finally {
+      await secure.close();
+    }
+  });
+
+  it('ends a disabled user’s sessions on the next request', async () => {
+    await h.services.users.create({ username: 'erin', password: 'erin-password' }, { id: null, name: 't', address: null });
+    const jar = new Jar();
+    expect((await signIn(h, jar, 'erin', 'erin-password')).statusCode).toBe(303);
+    expect(json(await h.inject({ url: '/api/v1/me', headers: { cookie: jar.header } })).authenticated).toBe(true);
+    const erin = (await h.services.users.findByUsername('erin'))!;
+    expect((await h.inject({ method: 'PATCH', url: `/api/v1/users/${erin.id}`, headers: { authorization: h.adminBasic }, payload: { disabled: true } })).statusCode).toBe(200);
+    expect(json(await h.inject({ url: '/api/v1/me', headers: { cookie: jar.header } })).authenticated).toBe(false);
+    const page = await h.inject({ url: '/applinks/account', headers: { cookie: jar.header } });
+    expect(page.statusCode).toBe(303);
+    expect(page.headers.location).toMatch(/^\/applinks\/login\?next=/);
+    expect((await signIn(h, new Jar(), 'erin', 'erin-password')).statusCode).toBe(401);
+  });
+
+  it('creates and revokes API tokens from the account page', async () => {
+    const jar = new Jar();
+    await signIn(h, jar, 'admin', ADMIN_PASSWORD);
+    const account = await h.inject({ url: '/applinks/account', headers: { cookie: jar.header } });
+    const csrf = /name="csrf_token" value="([^"]+)"/.exec(account.body)![1]!;
+    const created = await h.inject({ method: 'POST', url: '/applinks/account/tokens', headers: { cookie: jar.header, 'content-type': 'application/x-www-form-urlencoded' }, payload: `csrf_token=${csrf}&name=laptop&expires=` });
+    expect(created.statusCode).toBe(201);
+    const token = /<code class="secret" id="new-token">(alpat_[^<]+)<\/code>/.exec(created.body)![1]!;
+    expect(json(await h.inject({ url: '/x', headers: { authorization: `Bearer ${token}` } })).authenticated).toBe(true);
+    const id = /action="\/applinks\/account\/tokens\/([^/]+)\/revoke"/.exec(created.body)![1]!;
+    const revoked = await h.inject({ method: 'POST', url: `/applinks/account/tokens/${id}/revoke`, headers: { cookie: jar.header, 'content-type': 'application/x-www-form-urlencoded' }, payload: `csrf_token=${csrf}` });
+    expect(revoked.statusCode).toBe(303);
+    expect((await h.inject({ url: '/x', headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(401);
+    const page = await h.inject({ url: '/applinks/account', headers: { cookie: jar.header } });
+    expect(page.body).not.toContain(token);
+  });
+
+  it('throttles failed passwords per user with 429 and Retry-After, shared by every instance on the store', async () => {
+    const other = await createHarness(dialect, { store: h.store });
+    try {
+      for (let i = 0; i < 5; i++) {
+        const on = i % 2 === 0 ? h : other;
+        const res = await on.inject({ url: '/x', headers: { authorization: basic('admin', `wrong-${i}`) } });
+        expect(res.statusCode).toBe(401);
+      }
+      for (const on of [h, other]) {
+        const res = await on.inject({ url: '/x', headers: { authorization: basic('admin', ADMIN_PASSWORD) } });
+        expect(res.statusCode).toBe(429);
+        expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
+        expect(json(res).error).toBe('too_many_attempts');
+      }
+      const form = await signIn(other, new Jar(), 'admin', ADMIN_PASSWORD);
+      expect(form.statusCode).toBe(429);
+      expect(form.body).toContain('Too many failed attempts');
+      // The window passes and the right password works again.
+      h.clock.advance(901_000);
+      expect((await h.inject({ url: '/x', headers: { authorization: basic('admin', ADMIN_PASSWORD) } })).statusCode).toBe(200);
+      const failures = json<{ entries: Array<{ action: string; target: { name: string } }> }>(await h.inject({ url: '/api/v1/audit?action=signin.failed', headers: { authorization: h.adminBasic } }));
+      expect(failures.entries).toHaveLength(5);
+      expect(failures.entries[0]!.target.name).toBe('admin');
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('throttles per client address across usernames', async () => {
+    for (let i = 0; i < 20; i++) {
+      await h.inject({ url: '/x', headers: { authorization: basic(`nobody${i}`, 'wrong') }, remoteAddress: '203.0.113.7' });
+    }
+    const res = await h.inject({ url: '/x', headers: { authorization: h.adminBasic }, remoteAddress: '203.0.113.7' });
+    expect(res.statusCode).toBe(429);
+    expect((await h.inject({ url: '/x', headers: { authorization: h.adminBasic }, remoteAddress: '203.0.113.8' })).statusCode).toBe(200);
+  });
+
+  it('refuses Basic passwords when password authentication is switched off, but not API tokens', async () => {
+    const strict = await createHarness(dialect, { config: { basicPasswordAuth: false } });
+    try {
+      const res = await strict.inject({ url: '/x', headers: { authorization: strict.adminBasic } });
+      expect(res.statusCode).toBe(401);
+      expect(json(res).error).toBe('password_auth_disabled');
+      const admin = (await strict.services.users.findByUsername('admin'))!;
+      const { token } = await strict.services.apiTokens.create(admin.id, { name: 't', expiresAt: null }, { id: null, name: 't', address: null });
+      expect((await strict.inject({ url: '/x', headers: { authorization: basic('admin', token) } })).statusCode).toBe(200);
+    } finally {
+      await strict.close();
+    }
+  });
+});

@@ -1,0 +1,78 @@
+import { describe, expect, it } from 'vitest';
+import { Keyring, SealError } from '../../src/crypto/keyring.js';
+import { hashPassword, verifyPassword } from '../../src/crypto/password.js';
+import { constantTimeEqual, hashToken, randomToken } from '../../src/crypto/tokens.js';
+import { uuidv7 } from '../../src/util/ids.js';
+import { TtlCache } from '../../src/util/ttl-cache.js';
+
+describe('keyring', () => {
+  it('seals with the first key, opens with any, and refuses tampering, the wrong context and unknown keys', () => {
+    const k1 = Keyring.generateKey();
+    const k2 = Keyring.generateKey();
+    const old = new Keyring([k1]);
+    const sealed = old.seal('s3cret', 'table.col:1');
+    expect(sealed).toMatch(new RegExp(`^v1\\.${old.currentKid}\\.`));
+    expect(sealed).not.toContain('s3cret');
+    const both = new Keyring([k2, k1]);
+    expect(both.open(sealed, 'table.col:1')).toBe('s3cret');
+    expect(both.kidOfSealed(both.seal('x', 'c'))).toBe(Keyring.kidOf(k2));
+    expect(() => both.open(sealed, 'table.col:2')).toThrow(SealError);
+    const flipped = sealed.slice(0, -3) + (sealed.endsWith('A') ? 'B' : 'A') + sealed.slice(-2);
+    expect(() => both.open(flipped, 'table.col:1')).toThrow(SealError);
+    expect(() => new Keyring([k2]).open(sealed, 'table.col:1')).toThrow(/unknown key id/);
+  });
+
+  it('reloads its keys when a value sealed under a new key turns up', () => {
+    const k1 = Keyring.generateKey();
+    const k2 = Keyring.generateKey();
+    const newer = new Keyring([k2, k1]).seal('v', 'c');
+    const running = new Keyring([k1], () => [k2, k1]);
+    expect(running.open(newer, 'c')).toBe('v');
+    expect(running.currentKid).toBe(Keyring.kidOf(k2));
+  });
+});
+
+describe('passwords and tokens', () => {
+  it('hashes passwords with scrypt and checks them', async () => {
+    const hash = await hashPassword('correct horse');
+    expect(hash).toMatch(/^scrypt\$16384\$8\$1\$/);
+    expect(await verifyPassword('correct horse', hash)).toBe(true);
+    expect(await verifyPassword('wrong horse', hash)).toBe(false);
+    expect(await verifyPassword('x', 'md5$abc')).toBe(false);
+  });
+
+  it('makes prefixed 256-bit tokens and hashes them', () => {
+    const t = randomToken('alpat_');
+    expect(t).toMatch(/^alpat_[A-Za-z0-9_-]{43}$/);
+    expect(hashToken(t)).toHaveLength(43);
+    expect(hashToken(t)).not.toContain(t.slice(6));
+    expect(constantTimeEqual('abc', 'abc')).toBe(true);
+    expect(constantTimeEqual('abc', 'abd')).toBe(false);
+    expect(constantTimeEqual('abc', 'abcd')).toBe(false);
+  });
+
+  it('makes time-ordered UUIDv7s', () => {
+    const a = uuidv7(1_000_000);
+    const b = uuidv7(1_000_001);
+    expect(a).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(a < b).toBe(true);
+  });
+});
+
+describe('TtlCache', () => {
+  it('expires entries, evicts the oldest when full, and drops by tag', () => {
+    let now = 0;
+    const c = new TtlCache<number>(2, () => now);
+    c.set('a', 1, 100, ['user:1']);
+    c.set('b', 2, 100, ['user:2']);
+    c.set('c', 3, 100, ['user:1']);
+    expect(c.get('a')).toBeUndefined();
+    expect(c.get('b')).toBe(2);
+    c.dropTag('user:1');
+    expect(c.get('c')).toBeUndefined();
+    now = 100;
+    expect(c.get('b')).toBeUndefined();
+    c.set('d', 4, 0);
+    expect(c.get('d')).toBeUndefined();
+  });
+});
