@@ -88,7 +88,14 @@ export async function migrate(db: Kysely<Database>, schema?: string): Promise<vo
     provider: { getMigrations: async () => migrations },
     ...(schema ? { migrationTableSchema: schema } : {}),
   });
-  const { error, results } = await migrator.migrateToLatest();
+  let outcome = await migrator.migrateToLatest();
+  // Kysely's Migrator introspects every schema of the database before taking its lock; another
+  // process dropping a schema at that moment (instances or test runs sharing one PostgreSQL)
+  // fails the introspection with invalid_schema_name. Nothing was applied then: try again.
+  for (let attempt = 1; attempt < 5 && (outcome.error as { code?: unknown } | undefined)?.code === '3F000'; attempt++) {
+    outcome = await migrator.migrateToLatest();
+  }
+  const { error, results } = outcome;
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) {
     throw new Error(`migration ${failed?.migrationName ?? ''} failed: ${(error as Error | undefined)?.message ?? 'unknown error'}`, {
