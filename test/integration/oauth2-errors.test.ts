@@ -116,6 +116,7 @@ describe.each(DIALECTS)('OAuth 2.0 errors on %s', (dialect) => {
     { name: 'malformed Basic credentials', send: () => tokenForm({ grant_type: 'client_credentials' }, { authorization: 'Basic %%%' }), expect: { status: 401, error: 'invalid_client' } },
     // ---- token endpoint: request and grant
     { name: 'missing grant_type', send: () => post(h, TOKEN, service, {}), expect: { status: 400, error: 'invalid_request' } },
+    { name: 'token endpoint with GET', send: () => h.inject({ url: `${TOKEN}?grant_type=client_credentials`, headers: { authorization: basicClient(service) } }), expect: { status: 400, error: 'invalid_request' } },
     { name: 'password grant', send: () => post(h, TOKEN, service, { grant_type: 'password', username: 'alice', password: 'alice-password' }), expect: { status: 400, error: 'unsupported_grant_type' } },
     { name: 'implicit grant at the token endpoint', send: () => post(h, TOKEN, service, { grant_type: 'implicit' }), expect: { status: 400, error: 'unsupported_grant_type' } },
     {

@@ -75,6 +75,16 @@ export async function oauth2Routes(app: FastifyInstance, s: Services, oauth: OAu
       return noStore(reply.code(e.status).headers(e.headers)).send(tokenErrorBody(oauth2ErrorOf(e.code), e.status >= 500 ? undefined : e.message));
     });
 
+    // RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662 §2.1: these endpoints take POST only.
+    api.route({
+      method: ['GET', 'PUT', 'PATCH', 'DELETE'],
+      url: `${OAUTH2_PATHS.prefix}/:endpoint(^token$|^revoke$|^introspect$)`,
+      schema: { hide: true },
+      handler: async () => {
+        throw new AppError('oauth2_invalid_request', { message: 'Use POST with an application/x-www-form-urlencoded body.', headers: { allow: 'POST' } });
+      },
+    });
+
     api.post(OAUTH2_PATHS.token, { schema: { hide: true } }, async (request, reply) => {
       const params = bodyParams(request);
       params.rejectRepeated();
