@@ -51,7 +51,10 @@ const prepared = await withServices(async (s) => {
   const service1 = await oauth2Of(s).findClient(service.client.clientId);
   // One token issued before the runs, for introspection and the gateway (BENCHMARKS.md).
   const issued = await oauth2Of(s).clientCredentials(service1!, 'READ WRITE');
+  // For reference in the same run: the gateway path of a personal API token (issue 2's target).
+  const { token: apiToken } = await s.apiTokens.create(robot.id, { name: 'bench', expiresAt: null }, SYSTEM_ACTOR);
   return {
+    apiToken,
     robot,
     alice,
     service: { id: service.client.clientId, secret: service.clientSecret!, linkId: service.client.linkId },
@@ -178,6 +181,17 @@ const configs: Configuration[] = [
       })),
   },
   {
+    name: 'gateway, API token (reference)',
+    start: () =>
+      applinks((base) => ({
+        url: `${base}/rest/api/2/issue/BENCH-1`,
+        headers: { authorization: `Bearer ${prepared.apiToken}` },
+        check: (res) => {
+          if (res.headers['x-seen-user'] !== 'robot') throw new Error(`upstream saw "${String(res.headers['x-seen-user'])}"`);
+        },
+      })),
+  },
+  {
     name: 'oidc-provider client_credentials',
     start: () => peer((base) => ({ url: `${base}/token`, method: 'POST', headers: { ...FORM, authorization: peerAuth }, body: 'grant_type=client_credentials&scope=read', check: hasBody(['access_token']) })),
   },
@@ -223,8 +237,13 @@ const configs: Configuration[] = [
   },
 ];
 
+// BENCH_ONLY=<regex> runs a subset (the bare proxy always runs: it is the baseline).
+const only = process.env.BENCH_ONLY ? new RegExp(process.env.BENCH_ONLY) : undefined;
+const selected = only ? configs.filter((c) => c.name === 'bare proxy' || only.test(c.name)) : configs;
+
 try {
-  const results = await interleave(configs, 'bare proxy');
+  const results = await interleave(selected, 'bare proxy');
+  if (selected !== configs) process.exit(0);
   const rps = (name: string) => median((results.get(name) as RunResult[]).map((r) => r.rps));
   const cpu = (name: string) => median((results.get(name) as RunResult[]).map((r) => r.cpuUsPerRequest));
   const line = (what: string, ours: string, theirs: string, target: number, unit: '×' | '%') => {

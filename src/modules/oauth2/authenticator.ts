@@ -22,6 +22,8 @@ export function bearerAuthenticator(s: Services, oauth: OAuth2Service): Authenti
   const realm = s.config.appName;
   // The user record object is stable while cached, so its principal view is built once.
   const views = new WeakMap<UserRecord, PrincipalUser>();
+  // Likewise the scopes of a cached token record, expanded to what they include.
+  const scopes = new WeakMap<object, readonly string[]>();
   return {
     id: OAUTH2_TYPE,
     async authenticate(req: AuthRequest): Promise<Principal | undefined> {
@@ -32,11 +34,13 @@ export function bearerAuthenticator(s: Services, oauth: OAuth2Service): Authenti
         const { record, user, link } = await oauth.accessToken(token);
         let view = views.get(user);
         if (!view) views.set(user, (view = toPrincipalUser(user)));
+        let granted = scopes.get(record);
+        if (!granted) scopes.set(record, (granted = closure(record.scopes)));
         return {
           user: view,
           link: { id: link.id, name: link.name },
           authType: OAUTH2_TYPE,
-          scopes: closure(record.scopes),
+          scopes: granted,
           connection: req.connection,
           warnings: [],
           credentialId: record.grantId ?? record.tokenHash,
