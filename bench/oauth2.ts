@@ -23,7 +23,7 @@ const { hashToken, randomToken } = (await import(`${ROOT}/dist/crypto/tokens.js`
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 /** Single-use credentials issued before each run of the code and refresh configurations. */
-const POOL = Number(process.env.BENCH_OAUTH2_POOL ?? 9000 * (SECONDS + 3 + 2));
+const POOL = Number(process.env.BENCH_OAUTH2_POOL ?? 3000 * (SECONDS + 3 + 2));
 const REDIRECT = 'https://bench.example/callback';
 const VERIFIER = randomBytes(32).toString('base64url');
 const CHALLENGE = createHash('sha256').update(VERIFIER).digest('base64url');
