@@ -39,20 +39,31 @@ export const ClientConfigSchema = Type.Object(
 );
 export type ClientConfig = Static<typeof ClientConfigSchema>;
 
-/** A registered client as the endpoints use it. */
+/** A registered client as the endpoints use it (shared between requests: read-only). */
 export interface Client {
-  linkId: string;
-  linkName: string;
-  clientId: string;
-  name: string;
-  confidential: boolean;
-  redirectUris: readonly string[];
-  scopes: readonly Scope[];
-  requirePkce: boolean;
-  serviceAccountUserId: string | null;
+  readonly linkId: string;
+  readonly linkName: string;
+  readonly clientId: string;
+  readonly name: string;
+  readonly confidential: boolean;
+  readonly redirectUris: readonly string[];
+  readonly scopes: readonly Scope[];
+  readonly requirePkce: boolean;
+  readonly serviceAccountUserId: string | null;
 }
 
+// Link records are cached objects, replaced when they change: one Client view per record pair.
+const views = new WeakMap<LinkAuthRecord, { link: LinkRecord; client: Client }>();
+
 export function toClient(link: LinkRecord, auth: LinkAuthRecord): Client {
+  const hit = views.get(auth);
+  if (hit && hit.link === link) return hit.client;
+  const client = buildClient(link, auth);
+  views.set(auth, { link, client });
+  return client;
+}
+
+function buildClient(link: LinkRecord, auth: LinkAuthRecord): Client {
   const c = auth.config as ClientConfig;
   return {
     linkId: link.id,

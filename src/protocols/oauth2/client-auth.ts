@@ -13,6 +13,8 @@ export type ClientCredentials =
  * user name and password): `+` is a space, `%XX` a byte of UTF-8. Undefined when malformed.
  */
 export function formDecode(value: string): string | undefined {
+  // Most ids and secrets are unreserved characters: nothing to decode.
+  if (!value.includes('%') && !value.includes('+')) return value;
   try {
     return decodeURIComponent(value.replace(/\+/g, ' '));
   } catch {
