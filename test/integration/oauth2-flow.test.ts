@@ -167,6 +167,23 @@ describe.each(DIALECTS)('OAuth 2.0 authorization server on %s', (dialect) => {
     expect(fa.headers['x-applinks-auth']).toBe('oauth2');
   });
 
+  it("keeps scoped tokens away from the user's credentials in applinks' own API", async () => {
+    const client = await registerClient(h);
+    const { bearer, user } = await userWithToken(h, 'lena');
+    const jar = await signIn(h, 'lena', 'lena-password');
+    const read = await exchange(h, client, await obtainCode(h, jar, client, { scope: 'READ' }));
+    const write = await exchange(h, client, await obtainCode(h, jar, client, { scope: 'WRITE' }));
+    const [apiToken] = await h.services.apiTokens.list(user.id);
+    expect((await h.inject({ url: '/api/v1/me/tokens', headers: { authorization: `Bearer ${read.access_token}` } })).statusCode).toBe(200);
+    for (const t of [read, write]) {
+      const res = await h.inject({ method: 'DELETE', url: `/api/v1/me/tokens/${apiToken!.id}`, headers: { authorization: `Bearer ${t.access_token}` } });
+      expect(res.statusCode).toBe(403);
+    }
+    const readPost = await h.inject({ method: 'POST', url: '/api/v1/me/tokens', headers: { authorization: `Bearer ${read.access_token}` }, payload: { name: 'x' } });
+    expect(json(readPost)).toMatchObject({ error: 'forbidden' });
+    expect((await h.inject({ url: '/x', headers: { authorization: bearer } })).statusCode).toBe(200);
+  });
+
   it('caps scopes at what the user may do: ADMIN for an administrator only', async () => {
     const client = await registerClient(h, { scopes: ['SYSTEM_ADMIN'] });
     await userWithToken(h, 'erin');
