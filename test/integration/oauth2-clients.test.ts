@@ -99,6 +99,13 @@ describe.each(DIALECTS)('OAuth 2.0 clients and the developer area on %s', (diale
     const all = json<{ clients: Array<{ clientId: string; owner: { username: string } | null }> }>(await h.inject({ url: '/api/v1/oauth2/clients', headers: { authorization: h.adminBasic } }));
     expect(all.clients.find((c) => c.clientId === app.clientId)?.owner?.username).toBe('dev');
 
+    // The owner's account page lists it.
+    const ownerJar = await signIn(h, 'dev', 'dev-password');
+    const account = await h.inject({ url: '/applinks/account', headers: { cookie: ownerJar.header } });
+    expect(account.body).toContain('Your OAuth 2.0 applications');
+    expect(account.body).toContain(app.clientId);
+    expect(account.body).not.toContain(app.clientSecret);
+
     // Another user authorizes it; rotating the secret keeps the old one during the grace period.
     const jar = await signIn(h, 'other', 'other-password');
     const client = { clientId: app.clientId, clientSecret: app.clientSecret, linkId: app.linkId };

@@ -1,8 +1,10 @@
 import type { ProtocolModule } from '../../auth/registry.js';
+import { html } from '../../server/pages/html.js';
 import type { Services } from '../../services/index.js';
 import { bearerAuthenticator, scopeRule } from './authenticator.js';
 import { clientSpec, OAUTH2_TYPE } from './clients.js';
 import { oauth2Api } from './api.js';
+import { ClientManager } from './management.js';
 import { oauth2Routes } from './routes.js';
 import { OAuth2Service } from './service.js';
 
@@ -48,6 +50,20 @@ export const oauth2Module: ProtocolModule = {
         list: (userId) => oauth.authorizationsOf(userId),
         revoke: (userId, id, actor) => oauth.revokeAuthorization(userId, id, actor),
         revokeForLink: (linkId, actor) => oauth.revokeLink(linkId, actor),
+      },
+      // The developer area on the account page: the applications this user registered.
+      async accountSection({ user }) {
+        const apps = await new ClientManager(s, oauth).list(user.id);
+        if (!s.config.oauth2DeveloperApps && apps.length === 0) return html``;
+        return html`<h2>Your OAuth 2.0 applications</h2>
+          <p>Applications you registered to act for users of ${s.config.appName}. Register, change, rotate secrets and delete them with the API at <code>/api/v1/me/oauth2/clients</code>.</p>
+          ${
+            apps.length === 0
+              ? html`<p>You have registered no application.</p>`
+              : html`<table id="oauth2-apps"><thead><tr><th>Name</th><th>Client id</th><th>Type</th><th>Scopes</th><th>Redirect URIs</th></tr></thead><tbody>
+              ${apps.map((a) => html`<tr><td>${a.name}</td><td><code>${a.clientId}</code></td><td>${a.confidential ? 'confidential' : 'public'}</td><td>${a.scopes.join(' ')}</td><td>${a.redirectUris.join(' ')}</td></tr>`)}
+              </tbody></table>`
+          }`;
       },
       async onAuthRemoved(trx, linkId, direction, type) {
         if (direction === 'incoming' && (type === OAUTH2_TYPE || type === undefined)) await oauth.clientRemoved(trx, linkId);
