@@ -257,6 +257,23 @@ try {
   line('introspection', 'applinks introspection', 'oidc-provider introspection', 2, '×');
   line('bearer gateway vs bare proxy', 'gateway, OAuth 2.0 bearer', 'bare proxy', 0.85, '%');
   console.log(`code exchange ${rps('applinks code exchange (PKCE)').toFixed(0)} req/s, refresh ${rps('applinks refresh (rotation)').toFixed(0)} req/s (each persisted to SQLite)`);
+
+  // The steadier figure behind the gateway ratio: what authenticating one request costs in
+  // process (pipeline + scope rule, caches warm), OAuth 2.0 bearer against a personal API token.
+  const { createAuthRequest } = (await import(`${ROOT}/dist/auth/request.js`)) as typeof import('../src/auth/request.js');
+  await withServices(async (s) => {
+    const perRequest = async (authorization: string) => {
+      const req = () => createAuthRequest({ method: 'GET', url: 'http://127.0.0.1/rest/api/2/issue/BENCH-1', headers: { authorization }, remoteAddress: '127.0.0.1', secure: false, connection: 'gateway' });
+      for (let i = 0; i < 20_000; i++) await s.pipeline.authenticateForHost(req());
+      const n = 200_000;
+      const start = process.hrtime.bigint();
+      for (let i = 0; i < n; i++) await s.pipeline.authenticateForHost(req());
+      return Number(process.hrtime.bigint() - start) / n / 1000;
+    };
+    const bearer = await perRequest(`Bearer ${prepared.accessToken}`);
+    const apiToken = await perRequest(`Bearer ${prepared.apiToken}`);
+    console.log(`authentication in process: OAuth 2.0 bearer ${bearer.toFixed(2)} µs/request, API token ${apiToken.toFixed(2)} µs/request (bare proxy: ${cpu('bare proxy').toFixed(0)} µs/request of CPU)`);
+  });
 } finally {
   await upstream.stop();
   setup.cleanup();
