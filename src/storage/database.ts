@@ -90,9 +90,11 @@ export async function migrate(db: Kysely<Database>, schema?: string): Promise<vo
   });
   let outcome = await migrator.migrateToLatest();
   // Kysely's Migrator introspects every schema of the database before taking its lock; another
-  // process dropping a schema at that moment (instances or test runs sharing one PostgreSQL)
-  // fails the introspection with invalid_schema_name. Nothing was applied then: try again.
-  for (let attempt = 1; attempt < 5 && (outcome.error as { code?: unknown } | undefined)?.code === '3F000'; attempt++) {
+  // process dropping a schema or table at that moment (instances or test runs sharing one
+  // PostgreSQL) fails the introspection: invalid_schema_name, undefined_table, or "could not open
+  // relation" (XX000). Migrations are idempotent and run in a transaction: try again.
+  const transient = (e: unknown) => ['3F000', '42P01', 'XX000'].includes(String((e as { code?: unknown } | undefined)?.code));
+  for (let attempt = 1; attempt < 5 && transient(outcome.error); attempt++) {
     outcome = await migrator.migrateToLatest();
   }
   const { error, results } = outcome;
