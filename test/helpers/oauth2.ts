@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
 import { expect } from 'vitest';
-import { json, type Harness } from './harness.js';
+import { createHarness, json, type DialectName, type Harness } from './harness.js';
+import { freePort } from './net.js';
 
 export const AUTHORIZE = '/rest/oauth2/latest/authorize';
 export const TOKEN = '/rest/oauth2/latest/token';
@@ -145,4 +146,24 @@ export async function exchange(h: Harness, client: RegisteredClient, code: { cod
   const res = await post(h, TOKEN, client, { grant_type: 'authorization_code', code: code.code, redirect_uri: REDIRECT, code_verifier: code.verifier });
   expect(res.statusCode, res.body).toBe(200);
   return json<Tokens>(res);
+}
+
+/**
+ * A harness listening on a loopback port whose URL is its base URL (real clients check the
+ * issuer). The port is picked before the server exists, so another process may take it first:
+ * then another is tried.
+ */
+export async function listeningHarness(dialect: DialectName, config: Record<string, unknown> = {}): Promise<{ h: Harness; base: string }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const h = await createHarness(dialect, { config: { baseUrl: base, ...config } });
+    try {
+      await h.app.listen({ port, host: '127.0.0.1' });
+      return { h, base };
+    } catch (error) {
+      await h.close();
+      if ((error as { code?: string }).code !== 'EADDRINUSE' || attempt >= 5) throw error;
+    }
+  }
 }

@@ -2,8 +2,9 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createHarness, DIALECTS, json, userWithToken, type Harness } from '../helpers/harness.js';
-import { echoUpstream, freePort } from '../helpers/net.js';
+import { DIALECTS, json, userWithToken, type Harness } from '../helpers/harness.js';
+import { echoUpstream } from '../helpers/net.js';
+import { listeningHarness } from '../helpers/oauth2.js';
 
 const run = promisify(execFile);
 
@@ -35,10 +36,7 @@ describe.each(DIALECTS)('OAuth 2.0 with python3-authlib on %s', (dialect) => {
   let upstream: Awaited<ReturnType<typeof echoUpstream>>;
   beforeEach(async () => {
     upstream = await echoUpstream();
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    h = await createHarness(dialect, { config: { baseUrl: base, upstreamUrl: upstream.url } });
-    await h.app.listen({ port, host: '127.0.0.1' });
+    ({ h, base } = await listeningHarness(dialect, { upstreamUrl: upstream.url }));
     await userWithToken(h, 'alice', { password: 'alice-password' });
   });
   afterEach(async () => {

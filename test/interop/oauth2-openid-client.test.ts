@@ -2,8 +2,9 @@ import * as oauth from 'oauth4webapi';
 import * as client from 'openid-client';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createHarness, DIALECTS, userWithToken, type Harness } from '../helpers/harness.js';
-import { callbackServer, echoUpstream, freePort } from '../helpers/net.js';
+import { DIALECTS, userWithToken, type Harness } from '../helpers/harness.js';
+import { callbackServer, echoUpstream } from '../helpers/net.js';
+import { listeningHarness } from '../helpers/oauth2.js';
 
 /**
  * Clients nobody here wrote: openid-client (confidential, client_secret_basic) and oauth4webapi
@@ -41,10 +42,7 @@ describe.each(DIALECTS)('OAuth 2.0 with openid-client, oauth4webapi and Chromium
   beforeEach(async () => {
     upstream = await echoUpstream();
     callback = await callbackServer();
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    h = await createHarness(dialect, { config: { baseUrl: base, upstreamUrl: upstream.url } });
-    await h.app.listen({ port, host: '127.0.0.1' });
+    ({ h, base } = await listeningHarness(dialect, { upstreamUrl: upstream.url }));
     await userWithToken(h, 'alice', { password: 'alice-password' });
   });
   afterEach(async () => {
