@@ -14,7 +14,10 @@ import { withServices } from './common.js';
 export function registerKeys(program: Command): void {
   const keys = program.command('keys').description('rotate the master key that seals stored secrets');
 
-  keys.command('rotate').action(() =>
+  keys
+    .command('rotate')
+    .description('make a new master key and re-seal every secret under it')
+    .action(() =>
     withServices(async (s) => {
       const file = path.join(s.config.dataDir, MASTER_KEY_FILE);
       let keyring: Keyring;
@@ -36,7 +39,10 @@ export function registerKeys(program: Command): void {
     }),
   );
 
-  keys.command('prune').action(() =>
+  keys
+    .command('prune')
+    .description('drop old master keys once every instance uses the new one')
+    .action(() =>
     withServices(async (s) => {
       if (s.config.masterKey?.length) throw new Error('with APPLINKS_MASTER_KEY, remove old keys from the variable instead');
       const file = path.join(s.config.dataDir, MASTER_KEY_FILE);

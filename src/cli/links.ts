@@ -37,6 +37,7 @@ export function registerLinks(program: Command): void {
 
   links
     .command('list')
+    .description('list application links')
     .option('--json', 'print JSON')
     .action((o: { json?: boolean }) =>
       withServices(async (s) => {
@@ -51,6 +52,7 @@ export function registerLinks(program: Command): void {
 
   links
     .command('create')
+    .description('create an application link')
     .requiredOption('--name <name>')
     .option('--url <url>', 'the remote application (leave out for an incoming-only link)')
     .option('--type <applicationType>', 'generic, jira, confluence, bitbucket, bamboo, crowd, fecru...', 'generic')
@@ -72,7 +74,10 @@ export function registerLinks(program: Command): void {
       }),
     );
 
-  links.command('show <link>').action((ref: string) =>
+  links
+    .command('show <link>')
+    .description('show a link and its configurations (secrets are never shown)')
+    .action((ref: string) =>
     withServices(async (s) => {
       output(linkJson(await s.links.get((await linkByRef(s, ref)).id)), true);
     }),
@@ -80,6 +85,7 @@ export function registerLinks(program: Command): void {
 
   links
     .command('update <link>')
+    .description("change a link's name, URL or application type")
     .option('--name <name>')
     .option('--url <url>', 'empty to make the link incoming-only')
     .option('--type <applicationType>')
@@ -109,7 +115,10 @@ export function registerLinks(program: Command): void {
       }),
     );
 
-  links.command('remove-auth <link> <direction> <type>').action((ref: string, dir: string, type: string) =>
+  links
+    .command('remove-auth <link> <direction> <type>')
+    .description('remove one type from one side; what it issued is revoked')
+    .action((ref: string, dir: string, type: string) =>
     withServices(async (s) => {
       const link = await linkByRef(s, ref);
       output(linkJson(await s.links.deleteAuth(link.id, direction(dir), type, cliActor())), true);
@@ -152,7 +161,10 @@ export function registerLinks(program: Command): void {
       }),
     );
 
-  links.command('health <link>').action((ref: string) =>
+  links
+    .command('health <link>')
+    .description("check the remote's reachability and manifest (exit 1 when unhealthy)")
+    .action((ref: string) =>
     withServices(async (s) => {
       const link = await linkByRef(s, ref);
       const health = await s.links.health(link.id);

@@ -11,6 +11,7 @@ export function registerTokens(program: Command): void {
 
   tokens
     .command('create <username>')
+    .description('create an API token for a user; prints it once')
     .requiredOption('--name <name>', 'what the token is for')
     .option('--expires <date>', 'expiry (RFC 3339 date or date-time)')
     .action((username: string, o: { name: string; expires?: string }) =>
@@ -26,6 +27,7 @@ export function registerTokens(program: Command): void {
 
   tokens
     .command('list <username>')
+    .description("list a user's API tokens")
     .option('--json', 'print JSON')
     .action((username: string, o: { json?: boolean }) =>
       withServices(async (s) => {
@@ -34,7 +36,10 @@ export function registerTokens(program: Command): void {
       }),
     );
 
-  tokens.command('revoke <id>').action((id: string) =>
+  tokens
+    .command('revoke <id>')
+    .description('revoke an API token')
+    .action((id: string) =>
     withServices(async (s) => {
       await s.apiTokens.revoke(id, cliActor());
       process.stdout.write(`token ${id} revoked\n`);

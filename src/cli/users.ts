@@ -27,6 +27,7 @@ export function registerUsers(program: Command): void {
 
   users
     .command('list')
+    .description('list users')
     .option('--search <text>', 'only users whose name or email contains this')
     .option('--json', 'print JSON')
     .action((o: { search?: string; json?: boolean }) =>
@@ -38,6 +39,7 @@ export function registerUsers(program: Command): void {
 
   users
     .command('create <username>')
+    .description('create a user')
     .option('--display-name <name>')
     .option('--email <email>')
     .option('--password <password>', 'initial password (prefer --password-stdin)')
@@ -65,6 +67,7 @@ export function registerUsers(program: Command): void {
 
   users
     .command('update <username>')
+    .description("change a user's name, email, admin flag or groups")
     .option('--username <new>', 'rename')
     .option('--display-name <name>')
     .option('--email <email>')
@@ -85,6 +88,7 @@ export function registerUsers(program: Command): void {
 
   users
     .command('set-password <username>')
+    .description("set a user's password (ends their sessions)")
     .option('--password <password>')
     .option('--password-stdin', 'read the password from standard input')
     .action((username: string, o: { password?: string; passwordStdin?: boolean }) =>
@@ -101,7 +105,10 @@ export function registerUsers(program: Command): void {
     ['disable', true],
     ['enable', false],
   ] as const) {
-    users.command(`${name} <username>`).action((username: string) =>
+    users
+      .command(`${name} <username>`)
+      .description(disabled ? 'disable a user: sessions end, tokens are refused' : 'enable a disabled user')
+      .action((username: string) =>
       withServices(async (s) => {
         const user = await userByName(s, username);
         await s.users.update(user.id, { disabled }, cliActor());
@@ -110,7 +117,10 @@ export function registerUsers(program: Command): void {
     );
   }
 
-  users.command('delete <username>').action((username: string) =>
+  users
+    .command('delete <username>')
+    .description('delete a user with their tokens and sessions')
+    .action((username: string) =>
     withServices(async (s) => {
       const user = await userByName(s, username);
       await s.users.delete(user.id, cliActor());

@@ -68,6 +68,24 @@ export class SignInService {
     return user;
   }
 
+  /**
+   * A user changes their own password, proving the current one (throttled like a sign-in).
+   * Every session of theirs ends; the caller signs the current browser in again.
+   */
+  async changePassword(userId: string, current: string, next: string, address: string, actor: Actor): Promise<UserRecord> {
+    const user = await this.users.get(userId);
+    if (!user.passwordHash) throw new AppError('validation_failed', { field: 'currentPassword', message: 'Your account has no password to change.' });
+    try {
+      await this.verify(user.username, current, 'form', address);
+    } catch (error) {
+      if (error instanceof AppError && error.code === 'invalid_credentials') {
+        throw new AppError('validation_failed', { field: 'currentPassword', message: 'The current password is wrong.' });
+      }
+      throw error;
+    }
+    return this.users.update(userId, { password: next }, actor);
+  }
+
   private async refuseIfThrottled(username: string, address: string): Promise<void> {
     const now = this.clock.now();
     const windowMs = this.limits.windowSeconds * 1000;

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely';
 import pg from 'pg';
 import { migrations } from './migrations/index.js';
 import type { Database } from './schema.js';
@@ -21,6 +21,8 @@ export interface Capabilities {
    * new key, old ciphertext must not linger in free pages or the write-ahead log).
    */
   purgeOldVersions(db: Kysely<Database>): Promise<void>;
+  /** Serialises migrations of instances that start at the same time (inside the migration transaction). */
+  lockMigrations(trx: Transaction<Database>): Promise<void>;
 }
 
 export interface OpenedDatabase {
@@ -55,6 +57,8 @@ export function openDatabase(url: string, options: OpenOptions = {}): OpenedData
         purgeOldVersions: async (db) => {
           await sql`PRAGMA wal_checkpoint(TRUNCATE)`.execute(db);
         },
+        // The transaction's first write (the bookkeeping table) takes SQLite's write lock.
+        lockMigrations: async () => undefined,
       },
     };
   }
@@ -74,34 +78,47 @@ export function openDatabase(url: string, options: OpenOptions = {}): OpenedData
     return {
       db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }),
       // Dead row versions are invisible to every reader and dump, and VACUUM reclaims them.
-      capabilities: { dialect: 'postgres', shared: true, purgeOldVersions: async () => undefined },
+      capabilities: {
+        dialect: 'postgres',
+        shared: true,
+        purgeOldVersions: async () => undefined,
+        lockMigrations: async (trx) => {
+          await sql`select pg_advisory_xact_lock(hashtext(${'applinks-migrations:'} || current_schema()))`.execute(trx);
+        },
+      },
     };
   }
   throw new Error('database URL must start with sqlite: or postgres://');
 }
 
-/** Applies pending migrations; several instances starting at once are serialised by Kysely's lock. */
-export async function migrate(db: Kysely<Database>, schema?: string): Promise<void> {
-  if (schema) await db.schema.createSchema(schema).ifNotExists().execute();
-  const migrator = new Migrator({
-    db,
-    provider: { getMigrations: async () => migrations },
-    ...(schema ? { migrationTableSchema: schema } : {}),
+/**
+ * Applies pending migrations in one transaction. Instances starting together are serialised (an
+ * advisory lock on PostgreSQL; SQLite's write lock, taken by the first statement). Only this
+ * store's own bookkeeping table is read, never the rest of the database, which may hold other
+ * applications' schemas. A store migrated by a newer applinks is refused rather than misread.
+ */
+export async function migrate(db: Kysely<Database>, capabilities: Capabilities, schema?: string): Promise<void> {
+  if (schema) await sql`create schema if not exists ${sql.id(schema)}`.execute(db);
+  const known = Object.keys(migrations).sort();
+  await db.transaction().execute(async (trx) => {
+    await capabilities.lockMigrations(trx);
+    await trx.schema
+      .createTable('applinks_migrations')
+      .ifNotExists()
+      .addColumn('name', 'text', (c) => c.primaryKey())
+      .addColumn('applied_at', 'bigint', (c) => c.notNull())
+      .execute();
+    const applied = new Set((await sql<{ name: string }>`select name from applinks_migrations`.execute(trx)).rows.map((r) => r.name));
+    const unknown = [...applied].filter((name) => !known.includes(name));
+    if (unknown.length > 0) throw new Error(`the store was migrated by a newer applinks (${unknown.join(', ')}); upgrade this one`);
+    for (const name of known) {
+      if (applied.has(name)) continue;
+      try {
+        await migrations[name]!.up(trx as unknown as Kysely<unknown>);
+      } catch (error) {
+        throw new Error(`migration ${name} failed: ${(error as Error).message}`, { cause: error });
+      }
+      await sql`insert into applinks_migrations (name, applied_at) values (${name}, ${Date.now()})`.execute(trx);
+    }
   });
-  let outcome = await migrator.migrateToLatest();
-  // Kysely's Migrator introspects every schema of the database before taking its lock; another
-  // process dropping a schema or table at that moment (instances or test runs sharing one
-  // PostgreSQL) fails the introspection: invalid_schema_name, undefined_table, or "could not open
-  // relation" (XX000). Migrations are idempotent and run in a transaction: try again.
-  const transient = (e: unknown) => ['3F000', '42P01', 'XX000'].includes(String((e as { code?: unknown } | undefined)?.code));
-  for (let attempt = 1; attempt < 5 && transient(outcome.error); attempt++) {
-    outcome = await migrator.migrateToLatest();
-  }
-  const { error, results } = outcome;
-  const failed = results?.find((r) => r.status === 'Error');
-  if (error || failed) {
-    throw new Error(`migration ${failed?.migrationName ?? ''} failed: ${(error as Error | undefined)?.message ?? 'unknown error'}`, {
-      cause: error,
-    });
-  }
 }

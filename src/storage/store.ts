@@ -69,7 +69,7 @@ export class Store implements Repositories {
   static async open(url: string, options: OpenOptions = {}): Promise<Store> {
     const { db, capabilities } = openDatabase(url, options);
     try {
-      await migrate(db, options.schema);
+      await migrate(db, capabilities, options.schema);
     } catch (error) {
       await db.destroy();
       throw error;

@@ -139,6 +139,29 @@ describe.each(DIALECTS)('sign-in on %s', (dialect) => {
     expect(page.body).not.toContain(token);
   });
 
+  it('lets a user change their own password, proving the current one; other sessions end', async () => {
+    await h.services.users.create({ username: 'gina', password: 'gina-password' }, { id: null, name: 't', address: null });
+    const laptop = new Jar();
+    const phone = new Jar();
+    await signIn(h, laptop, 'gina', 'gina-password');
+    await signIn(h, phone, 'gina', 'gina-password');
+    const account = await h.inject({ url: '/applinks/account', headers: { cookie: laptop.header } });
+    const csrf = /name="csrf_token" value="([^"]+)"/.exec(account.body)![1]!;
+    const post = (current: string, next: string) =>
+      h.inject({ method: 'POST', url: '/applinks/account/password', headers: { cookie: laptop.header, 'content-type': 'application/x-www-form-urlencoded' }, payload: new URLSearchParams({ csrf_token: csrf, currentPassword: current, newPassword: next }).toString() });
+    const wrong = await post('not-it', 'gina-new-password');
+    expect(wrong.statusCode).toBe(400);
+    expect(wrong.body).toContain('The current password is wrong.');
+    const ok = await post('gina-password', 'gina-new-password');
+    expect(ok.statusCode).toBe(200);
+    laptop.take(ok);
+    expect(json(await h.inject({ url: '/api/v1/me', headers: { cookie: laptop.header } })).authenticated).toBe(true);
+    expect(json(await h.inject({ url: '/api/v1/me', headers: { cookie: phone.header } })).authenticated).toBe(false);
+    expect((await h.inject({ url: '/x', headers: { authorization: basic('gina', 'gina-password') } })).statusCode).toBe(401);
+    const api = await h.inject({ method: 'PUT', url: '/api/v1/me/password', headers: { authorization: basic('gina', 'gina-new-password') }, payload: { currentPassword: 'gina-new-password', newPassword: 'short' } });
+    expect([api.statusCode, json(api).field]).toEqual([400, 'newPassword']);
+  });
+
   it('throttles failed passwords per user with 429 and Retry-After, shared by every instance on the store', async () => {
     const other = await createHarness(dialect, { store: h.store });
     try {

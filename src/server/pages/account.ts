@@ -4,7 +4,8 @@ import { AppError } from '../../errors/index.js';
 import { actorOf } from '../../services/audit.js';
 import type { Services } from '../../services/index.js';
 import { principalOf } from '../auth.js';
-import { checkCsrf, CSRF_FIELD, issueCsrfToken } from '../csrf.js';
+import { SESSION_COOKIE } from '../../services/sessions.js';
+import { checkCsrf, cookieHeader, CSRF_FIELD, issueCsrfToken } from '../csrf.js';
 import { html, sendPage, type SafeHtml } from './html.js';
 import { ACCOUNT_PATH, signInRedirect, SIGN_OUT_PATH } from './sign-in.js';
 
@@ -64,6 +65,15 @@ async function accountPage(s: Services, request: FastifyRequest, reply: FastifyR
         <input type="date" id="token-expiry" name="expires">
         <button type="submit">Create token</button>
       </form>
+      <h2>Password</h2>
+      <form method="post" action="${ACCOUNT_PATH}/password">
+        <input type="hidden" name="${CSRF_FIELD}" value="${csrf}">
+        <label for="current-password">Current password</label>
+        <input type="password" id="current-password" name="currentPassword" autocomplete="current-password" required>
+        <label for="new-password">New password</label>
+        <input type="password" id="new-password" name="newPassword" autocomplete="new-password" minlength="8" required>
+        <button type="submit">Change password</button>
+      </form>
       <h2>Connected applications</h2>
       ${
         authorizations.length === 0
@@ -101,6 +111,24 @@ export async function accountPages(app: FastifyInstance, s: Services): Promise<v
       if (expires !== null && Number.isNaN(expires)) throw new AppError('validation_failed', { field: 'expires', message: 'The expiry date is not a date.' });
       const { token } = await s.apiTokens.create(principal.user!.id, { name, expiresAt: expires }, actorOf(principal, request.ip));
       await accountPage(s, request, reply, principal, 201, html`<div class="ok"><p>Your new token <strong>${name}</strong>. Copy it now: it is not shown again.</p><code class="secret" id="new-token">${token}</code></div>`);
+    } catch (error) {
+      if (!(error instanceof AppError) || error.status >= 500) throw error;
+      await accountPage(s, request, reply, principal, error.status, html`<p class="error" role="alert">${error.message}</p>`);
+    }
+    return reply;
+  });
+
+  app.post(`${ACCOUNT_PATH}/password`, { schema: { hide: true } }, async (request, reply) => {
+    const principal = await pageUser(s, request, reply);
+    if (!principal) return reply;
+    const form = (request.body ?? {}) as Record<string, unknown>;
+    checkCsrf(s, request, form[CSRF_FIELD]);
+    try {
+      const user = await s.signIn.changePassword(principal.user!.id, String(form.currentPassword ?? ''), String(form.newPassword ?? ''), request.ip, actorOf(principal, request.ip));
+      // Every session ended with the change; this browser continues in a new one.
+      const { cookie } = await s.sessions.create(user.id, request.ip, request.headers['user-agent'] ?? null);
+      reply.header('set-cookie', cookieHeader(s, SESSION_COOKIE, cookie, s.config.sessionTtlSeconds));
+      await accountPage(s, request, reply, principal, 200, html`<p class="ok">Your password was changed. You were signed out everywhere else.</p>`);
     } catch (error) {
       if (!(error instanceof AppError) || error.status >= 500) throw error;
       await accountPage(s, request, reply, principal, error.status, html`<p class="error" role="alert">${error.message}</p>`);

@@ -101,6 +101,25 @@ export async function adminApi(root: FastifyInstance, s: Services): Promise<void
     },
   );
 
+  app.put(
+    '/api/v1/me/password',
+    {
+      preValidation: anyUser,
+      schema: {
+        tags: ['me'],
+        summary: 'Change my password (ends all my sessions)',
+        body: Type.Object({ currentPassword: Type.String({ maxLength: 1024 }), newPassword: Type.String({ minLength: 8, maxLength: 1024 }) }, { additionalProperties: false }),
+        response: { 204: Type.Null(), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const p = await requireUser(s, request);
+      if (p.scopes !== null) throw new AppError('forbidden', { message: 'The password can only be changed with an unscoped credential.' });
+      await s.signIn.changePassword(p.user.id, request.body.currentPassword, request.body.newPassword, request.ip, await actor(request));
+      return reply.code(204).send(null);
+    },
+  );
+
   // ---------- own authorized applications
   app.get(
     '/api/v1/me/authorizations',
