@@ -20,6 +20,11 @@ export interface LoadSpec {
    * called for every request the load generator sends.
    */
   dynamicHeaders?: () => Record<string, string>;
+  /**
+   * A fresh body for every request, for single-use credentials (OAuth 2.0 codes and refresh
+   * tokens, each redeemable once): called for every request, including the two checks.
+   */
+  dynamicBody?: () => string;
   /** Throws when a response is not what this configuration must answer. */
   check?: (res: { status: number; headers: Record<string, unknown>; body: string }) => void;
 }
@@ -60,7 +65,7 @@ export function freePort(): Promise<number> {
 }
 
 async function checkOnce(spec: LoadSpec): Promise<void> {
-  const res = await request(spec.url, { method: spec.method ?? 'GET', headers: { ...spec.headers, ...spec.dynamicHeaders?.() }, body: spec.body ?? null });
+  const res = await request(spec.url, { method: spec.method ?? 'GET', headers: { ...spec.headers, ...spec.dynamicHeaders?.() }, body: spec.dynamicBody?.() ?? spec.body ?? null });
   const body = await res.body.text();
   if (res.statusCode >= 300) throw new Error(`check: HTTP ${res.statusCode} from ${spec.url}: ${body.slice(0, 300)}`);
   spec.check?.({ status: res.statusCode, headers: res.headers, body });
@@ -79,9 +84,13 @@ function cannon(spec: LoadSpec, seconds: number, connections: number): Promise<a
         path: url.pathname + url.search,
         headers: spec.headers ?? {},
         ...(spec.body !== undefined ? { body: spec.body } : {}),
-        ...(spec.dynamicHeaders
+        ...(spec.dynamicHeaders || spec.dynamicBody
           ? {
-              setupRequest: (req: autocannon.Request) => ({ ...req, headers: { ...(req.headers ?? {}), ...spec.dynamicHeaders!() } }),
+              setupRequest: (req: autocannon.Request) => ({
+                ...req,
+                headers: { ...(req.headers ?? {}), ...spec.dynamicHeaders?.() },
+                ...(spec.dynamicBody ? { body: spec.dynamicBody() } : {}),
+              }),
             }
           : {}),
       },

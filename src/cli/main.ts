@@ -4,6 +4,7 @@ import { APPLINKS_VERSION } from '../services/identity.js';
 import { registerAudit } from './audit.js';
 import { registerKeys } from './keys.js';
 import { registerLinks } from './links.js';
+import { registerOAuth2 } from './oauth2.js';
 import { registerServe } from './serve.js';
 import { registerTokens } from './tokens.js';
 import { registerUsers } from './users.js';
@@ -17,6 +18,7 @@ registerServe(program);
 registerUsers(program);
 registerTokens(program);
 registerLinks(program);
+registerOAuth2(program);
 registerKeys(program);
 registerAudit(program);
 

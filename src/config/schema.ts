@@ -185,6 +185,63 @@ export const configSchema = {
     default: 10_000,
     description: 'On SIGTERM, how long in-flight requests may take before the store is closed anyway.',
   },
+  // --- OAuth 2.0 authorization server (issue 4)
+  oauth2Issuer: {
+    env: 'APPLINKS_OAUTH2_ISSUER',
+    type: { kind: 'url', protocols: ['http:', 'https:'] },
+    default: undefined,
+    defaultText: 'the base URL',
+    description: 'The OAuth 2.0 issuer identifier (RFC 8414), sent as `iss` in authorization responses (RFC 9207).',
+  },
+  oauth2AccessTokenTtlSeconds: {
+    env: 'APPLINKS_OAUTH2_ACCESS_TOKEN_TTL_SECONDS',
+    type: { kind: 'integer', min: 60, max: 86_400 },
+    default: 3600,
+    description: 'Lifetime of an OAuth 2.0 access token (Data Center: 3600).',
+  },
+  oauth2RefreshTokenTtlSeconds: {
+    env: 'APPLINKS_OAUTH2_REFRESH_TOKEN_TTL_SECONDS',
+    type: { kind: 'integer', min: 3600, max: 315_360_000 },
+    default: 7_776_000,
+    description: 'Lifetime of an OAuth 2.0 refresh token from its issue (Data Center: 90 days). Each refresh issues a new one.',
+  },
+  oauth2CodeTtlSeconds: {
+    env: 'APPLINKS_OAUTH2_CODE_TTL_SECONDS',
+    type: { kind: 'integer', min: 1, max: 600 },
+    default: 60,
+    description: 'Lifetime of an authorization code (at most 10 minutes, RFC 6749 §4.1.2). Codes are single use.',
+  },
+  oauth2SecretGraceSeconds: {
+    env: 'APPLINKS_OAUTH2_SECRET_GRACE_SECONDS',
+    type: { kind: 'integer', min: 0, max: 2_592_000 },
+    default: 86_400,
+    description: 'After a client secret is rotated, how long the previous secret keeps working (unless the rotation names its own grace).',
+  },
+  oauth2DeveloperApps: {
+    env: 'APPLINKS_OAUTH2_DEVELOPER_APPS',
+    type: { kind: 'boolean' },
+    default: false,
+    description: 'Let every user register their own OAuth 2.0 applications (3-legged clients) under `/api/v1/me/oauth2/clients`.',
+  },
+  oauth2DeveloperMaxApps: {
+    env: 'APPLINKS_OAUTH2_DEVELOPER_MAX_APPS',
+    type: { kind: 'integer', min: 0, max: 1000 },
+    default: 10,
+    description: 'How many OAuth 2.0 applications one user may register in the developer area.',
+  },
+  oauth2DeveloperMaxScope: {
+    env: 'APPLINKS_OAUTH2_DEVELOPER_MAX_SCOPE',
+    type: { kind: 'enum', values: ['READ', 'WRITE', 'ADMIN', 'SYSTEM_ADMIN'] },
+    default: 'WRITE',
+    description: 'The widest scope an application registered in the developer area may ask for.',
+  },
+  oauth2DangerouslyAllowHttpRedirects: {
+    env: 'APPLINKS_OAUTH2_DANGEROUSLY_ALLOW_HTTP_REDIRECTS',
+    type: { kind: 'boolean' },
+    default: false,
+    description:
+      'Accept plain `http` redirect URIs that are not loopback addresses. For development only: codes then travel unencrypted. Loopback redirects (`http://127.0.0.1`, `http://[::1]`) are always accepted.',
+  },
 } as const satisfies Record<string, ConfigKey>;
 
 export type ConfigKeyName = keyof typeof configSchema;
@@ -217,4 +274,14 @@ export interface Config {
   upstreamTimeoutMs: number;
   assertionTtlSeconds: number;
   shutdownTimeoutMs: number;
+  // --- OAuth 2.0 authorization server
+  oauth2Issuer: string | undefined;
+  oauth2AccessTokenTtlSeconds: number;
+  oauth2RefreshTokenTtlSeconds: number;
+  oauth2CodeTtlSeconds: number;
+  oauth2SecretGraceSeconds: number;
+  oauth2DeveloperApps: boolean;
+  oauth2DeveloperMaxApps: number;
+  oauth2DeveloperMaxScope: 'READ' | 'WRITE' | 'ADMIN' | 'SYSTEM_ADMIN';
+  oauth2DangerouslyAllowHttpRedirects: boolean;
 }

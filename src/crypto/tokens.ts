@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** A random bearer secret, prefixed by kind (`alpat_`, `alses_`...), 256 bits of entropy. */
 export function randomToken(prefix: string, bytes = 32): string {
@@ -10,7 +10,9 @@ export function randomToken(prefix: string, bytes = 32): string {
  * values (no dictionary to attack) and costs about a microsecond, so it can run per request.
  */
 export function hashToken(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('base64url');
+  // The one-shot crypto.hash (Node ≥ 20.12) is about 2.5× faster than a Hash object; this runs
+  // on every bearer request.
+  return hash('sha256', token, 'base64url');
 }
 
 export function hmacBase64url(key: Buffer, data: string): string {

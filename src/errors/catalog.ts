@@ -36,6 +36,17 @@ export const errorCatalog = {
   upstream_timeout: { status: 504, description: 'The host application did not answer in time.' },
   // --- server
   internal: { status: 500, description: 'An unexpected error; details are in the server log.' },
+  // --- OAuth 2.0 authorization server (RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3.1)
+  oauth2_invalid_request: { status: 400, description: 'The OAuth 2.0 request is missing a parameter, repeats one, or is otherwise malformed.', oauth2: 'invalid_request' },
+  oauth2_invalid_client: { status: 401, description: 'Client authentication failed: unknown client, wrong secret, or no authentication.', oauth2: 'invalid_client' },
+  oauth2_invalid_grant: { status: 400, description: 'The authorization code or refresh token is invalid, expired, revoked, already used, or was issued to another client.', oauth2: 'invalid_grant' },
+  oauth2_unauthorized_client: { status: 400, description: 'This client may not use this grant type.', oauth2: 'unauthorized_client' },
+  oauth2_unsupported_grant_type: { status: 400, description: 'The grant type is not supported (no implicit or password grants).', oauth2: 'unsupported_grant_type' },
+  oauth2_unsupported_response_type: { status: 400, description: 'Only response_type=code is supported.', oauth2: 'unsupported_response_type' },
+  oauth2_invalid_scope: { status: 400, description: 'The requested scope is unknown, or more than the client is registered for or than the grant holds.', oauth2: 'invalid_scope' },
+  oauth2_access_denied: { status: 403, description: 'The user denied the application access.', oauth2: 'access_denied' },
+  oauth2_invalid_token: { status: 401, description: 'The access token is unknown, expired or revoked.', oauth2: 'invalid_token' },
+  oauth2_insufficient_scope: { status: 403, description: 'The access token is not granted the scope this request needs (READ allows only GET, HEAD and OPTIONS).', oauth2: 'insufficient_scope' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorCatalog;

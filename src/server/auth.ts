@@ -44,6 +44,10 @@ export async function requireUser(s: Services, request: FastifyRequest): Promise
   const principal = await principalOf(s, request);
   if (!principal.user) throw s.pipeline.unauthenticated(authRequestOf(s, request));
   if (principal.authType === 'session' && !isSafeMethod(request.method)) checkCsrf(s, request, request.headers[CSRF_HEADER]);
+  // A read-only grant (OAuth 2.0 READ) changes nothing here either, as on the host.
+  if (principal.scopes !== null && !isSafeMethod(request.method) && !principal.scopes.includes('WRITE')) {
+    throw new AppError('forbidden', { message: 'The token is granted READ only: it may not change anything.' });
+  }
   return principal as Principal & { user: NonNullable<Principal['user']> };
 }
 

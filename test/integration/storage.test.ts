@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { UniqueViolation } from '../../src/storage/repositories/common.js';
 import { Store } from '../../src/storage/store.js';
 import { DIALECTS, testStore, type TestStore } from '../helpers/harness.js';
+import { migrations } from '../../src/storage/migrations/index.js';
 
 /** The repository contracts written in src/storage/repositories, held by both engines. */
 describe.each(DIALECTS)('store contracts on %s', (dialect) => {
@@ -25,7 +26,7 @@ describe.each(DIALECTS)('store contracts on %s', (dialect) => {
     const others = await Promise.all([open(), open(), open()]);
     await Promise.all(others.map((s) => s.close()));
     const rows = (await sql<{ name: string }>`select name from applinks_migrations`.execute(store.db)).rows;
-    expect(rows.map((r) => r.name)).toEqual(['0001-core']);
+    expect(rows.map((r) => r.name).sort()).toEqual(Object.keys(migrations).sort());
     await sql`insert into applinks_migrations (name, applied_at) values ('9999-future', 0)`.execute(store.db);
     await expect(open()).rejects.toThrow(/migrated by a newer applinks \(9999-future\)/);
   });

@@ -94,6 +94,8 @@ export async function adminApi(root: FastifyInstance, s: Services): Promise<void
     { preValidation: anyUser, schema: { tags: ['me'], summary: 'Revoke one of my API tokens', params: S.IdParams, response: { 204: Type.Null(), ...errors } } },
     async (request, reply) => {
       const p = await requireUser(s, request);
+      // Like creating one: an application's scoped token does not manage the user's credentials.
+      if (p.scopes !== null) throw new AppError('forbidden', { message: 'API tokens can only be revoked with an unscoped credential.' });
       await s.apiTokens.revoke(request.params.id, await actor(request), p.user.id);
       return reply.code(204).send(null);
     },

@@ -1,5 +1,6 @@
 import type { Migration } from 'kysely';
 import * as m0001 from './0001-core.js';
+import * as m0003 from './0003-oauth2.js';
 
 /**
  * The one migration set, applied in order at start for both dialects. Add a file and one line;
@@ -7,4 +8,5 @@ import * as m0001 from './0001-core.js';
  */
 export const migrations: Record<string, Migration> = {
   '0001-core': m0001,
+  '0003-oauth2': m0003,
 };

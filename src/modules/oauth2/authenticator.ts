@@ -1,0 +1,74 @@
+import type { Principal, PrincipalUser } from '../../auth/principal.js';
+import type { Authenticator } from '../../auth/registry.js';
+import type { AuthRequest } from '../../auth/request.js';
+import { AppError } from '../../errors/index.js';
+import { bearerChallenge } from '../../protocols/oauth2/errors.js';
+import { closure } from '../../protocols/oauth2/scopes.js';
+import type { Services } from '../../services/index.js';
+import { toPrincipalUser } from '../../services/users.js';
+import type { UserRecord } from '../../storage/repositories/users.js';
+import { OAUTH2_TYPE } from './clients.js';
+import { ACCESS_TOKEN_PREFIX, type OAuth2Service } from './service.js';
+
+const BEARER_PREFIX = /^bearer +alat_/i;
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * RFC 6750 §2.1: `Authorization: Bearer alat_...`. Claims only our access tokens (anything else
+ * is another authenticator's); a bad one is 401 with `WWW-Authenticate: Bearer
+ * error="invalid_token"` (§3.1), never anonymous. Runs before the API-token authenticator.
+ */
+export function bearerAuthenticator(s: Services, oauth: OAuth2Service): Authenticator {
+  const realm = s.config.appName;
+  // The user record object is stable while cached, so its principal view is built once.
+  const views = new WeakMap<UserRecord, PrincipalUser>();
+  // Likewise the scopes of a cached token record, expanded to what they include.
+  const scopes = new WeakMap<object, readonly string[]>();
+  return {
+    id: OAUTH2_TYPE,
+    async authenticate(req: AuthRequest): Promise<Principal | undefined> {
+      const header = req.headers.authorization;
+      if (header === undefined || !BEARER_PREFIX.test(header)) return undefined;
+      const token = header.slice(header.indexOf(ACCESS_TOKEN_PREFIX)).trim();
+      try {
+        const { record, user, link } = await oauth.accessToken(token);
+        let view = views.get(user);
+        if (!view) views.set(user, (view = toPrincipalUser(user)));
+        let granted = scopes.get(record);
+        if (!granted) scopes.set(record, (granted = closure(record.scopes)));
+        return {
+          user: view,
+          link: { id: link.id, name: link.name },
+          authType: OAUTH2_TYPE,
+          scopes: granted,
+          connection: req.connection,
+          warnings: [],
+          credentialId: record.grantId ?? record.tokenHash,
+        };
+      } catch (error) {
+        if (error instanceof AppError && error.status === 401) {
+          error.headers['www-authenticate'] = bearerChallenge({ realm, error: 'invalid_token', description: error.message });
+        }
+        throw error;
+      }
+    },
+  };
+}
+
+/**
+ * The scope rule for requests bound for the host: a token without WRITE (READ only) may use only
+ * safe methods. RFC 6750 §3.1: insufficient_scope is 403 with the scope that would do.
+ */
+export function scopeRule(s: Services) {
+  const realm = s.config.appName;
+  return (principal: Principal, req: AuthRequest): void => {
+    if (principal.authType !== OAUTH2_TYPE || SAFE_METHODS.has(req.method)) return;
+    // Principal scopes are the closure (WRITE → READ WRITE), so WRITE or above lists WRITE.
+    if (principal.scopes?.includes('WRITE')) return;
+    const description = `A READ token may only use GET, HEAD and OPTIONS; ${req.method} needs WRITE.`;
+    throw new AppError('oauth2_insufficient_scope', {
+      message: description,
+      headers: { 'www-authenticate': bearerChallenge({ realm, error: 'insufficient_scope', description, scope: 'WRITE' }) },
+    });
+  };
+}

@@ -1,0 +1,588 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { constantTimeEqual, hashToken, randomToken } from '../../crypto/tokens.js';
+import { AppError } from '../../errors/index.js';
+import type { ClientCredentials } from '../../protocols/oauth2/client-auth.js';
+import { checkCodeVerifier } from '../../protocols/oauth2/pkce.js';
+import { matchRedirectUri } from '../../protocols/oauth2/redirect-uri.js';
+import { capForUser, closure, covers, formatScope, parseScope, type Scope } from '../../protocols/oauth2/scopes.js';
+import type { Actor } from '../../services/audit.js';
+import type { Authorization } from '../../services/authorizations.js';
+import type { Services } from '../../services/index.js';
+import type { Executor } from '../../storage/repositories/common.js';
+import type { UserRecord } from '../../storage/repositories/users.js';
+import { uuidv7 } from '../../util/ids.js';
+import { TtlCache } from '../../util/ttl-cache.js';
+import { OAUTH2_TYPE, toClient, type Client } from './clients.js';
+import { OAuth2Repository, type CodeRecord, type TokenRecord } from './repository.js';
+
+/** Token prefixes by kind (CONVENTIONS.md habit 6), so a leaked value says what it is. */
+export const ACCESS_TOKEN_PREFIX = 'alat_';
+export const REFRESH_TOKEN_PREFIX = 'alrt_';
+export const CODE_PREFIX = 'alac_';
+export const CLIENT_SECRET_PREFIX = 'alcs_';
+
+/** RFC 6749 §5.1: the successful token response. */
+export interface TokenResponse {
+  access_token: string;
+  token_type: 'Bearer';
+  expires_in: number;
+  refresh_token?: string;
+  scope: string;
+}
+
+/** What a valid access token stands for on a resource request. */
+export interface AccessGrant {
+  record: TokenRecord;
+  user: UserRecord;
+  link: { id: string; name: string };
+}
+
+/** Who asks the introspection endpoint: a confidential client (its own tokens only) or the host. */
+export type IntrospectionCaller = { kind: 'client'; client: Client } | { kind: 'host' };
+
+const INACTIVE = { active: false } as const;
+
+/**
+ * Group commit for token rows: inserts asked for in the same turn of the event loop are written
+ * in one multi-row INSERT, and each caller's promise settles when that statement has (the token
+ * is stored before it is answered). Under concurrent issuance this turns one commit per token
+ * into one per batch, which is most of the cost on the embedded store.
+ */
+class TokenWriter {
+  private pending: Array<{ record: TokenRecord; done: (error?: unknown) => void }> = [];
+  private scheduled = false;
+
+  constructor(private readonly repo: OAuth2Repository) {}
+
+  write(record: TokenRecord): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.pending.push({ record, done: (error) => (error === undefined ? resolve() : reject(error)) });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => void this.flush());
+      }
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.scheduled = false;
+    while (this.pending.length > 0) {
+      // 500 rows of 11 columns stay far below either engine's limit on bound parameters.
+      const batch = this.pending.splice(0, 500);
+      try {
+        await this.repo.insertTokens(batch.map((b) => b.record));
+        for (const b of batch) b.done();
+      } catch (error) {
+        for (const b of batch) b.done(error ?? new Error('token write failed'));
+      }
+    }
+  }
+}
+
+/**
+ * The OAuth 2.0 authorization server's logic over the store: clients and their secrets, codes,
+ * grants with rotating refresh tokens, access tokens, consent, introspection and revocation.
+ * Routes parse and render; every decision is here or in the pure core (src/protocols/oauth2).
+ */
+export class OAuth2Service {
+  readonly repo: OAuth2Repository;
+  private readonly accessCache: TtlCache<TokenRecord>;
+  private readonly secretCache: TtlCache<string[]>;
+  /** Grant last-use times, written in batches so a resource request never waits for a write. */
+  private lastUsed = new Map<string, number>();
+  private readonly tokenWriter: TokenWriter;
+
+  constructor(private readonly s: Services) {
+    this.repo = new OAuth2Repository(s.store.db);
+    this.tokenWriter = new TokenWriter(this.repo);
+    this.accessCache = s.revocations.register(new TtlCache<TokenRecord>(100_000, () => s.clock.now()));
+    this.secretCache = s.revocations.register(new TtlCache<string[]>(10_000, () => s.clock.now()));
+  }
+
+  /** The issuer identifier (RFC 8414 §2), also the `iss` of authorization responses (RFC 9207). */
+  get issuer(): string {
+    return this.s.config.oauth2Issuer ?? this.s.config.baseUrl;
+  }
+
+  private get now(): number {
+    return this.s.clock.now();
+  }
+
+  private get accessTtlMs(): number {
+    return this.s.config.oauth2AccessTokenTtlSeconds * 1000;
+  }
+
+  private get refreshTtlMs(): number {
+    return this.s.config.oauth2RefreshTokenTtlSeconds * 1000;
+  }
+
+  // ---------------------------------------------------------------- clients
+
+  /** The client registered under a client_id, from the link service's cache. */
+  async findClient(clientId: string): Promise<Client | undefined> {
+    const match = await this.s.links.findIncoming(OAUTH2_TYPE, clientId);
+    return match ? toClient(match.link, match.auth) : undefined;
+  }
+
+  /** The client of a link, when the link has one. */
+  async clientOfLink(linkId: string): Promise<Client | undefined> {
+    const link = await this.s.links.cached(linkId);
+    const auth = link ? await this.s.store.links.findAuth(linkId, 'incoming', OAUTH2_TYPE) : undefined;
+    return link && auth ? toClient(link, auth) : undefined;
+  }
+
+  /**
+   * RFC 6749 §2.3 and §3.2.1: authenticates the client of a token, revocation or introspection
+   * request. Confidential clients must present a live secret (the current one, or the previous
+   * one during a rotation's grace period); public clients present none. Every failure is
+   * invalid_client (401); the route adds the challenge.
+   */
+  async authenticateClient(credentials: ClientCredentials | undefined): Promise<Client> {
+    if (!credentials) throw new AppError('oauth2_invalid_client', { message: 'Client authentication is required (client_secret_basic, client_secret_post, or client_id for public clients).' });
+    const client = await this.findClient(credentials.clientId);
+    if (!client) throw new AppError('oauth2_invalid_client', { message: 'Unknown client.', detail: `unknown client_id ${credentials.clientId.slice(0, 64)}` });
+    if (!client.confidential) {
+      if (credentials.method !== 'none') throw new AppError('oauth2_invalid_client', { message: 'This is a public client: it has no secret to authenticate with.' });
+      return client;
+    }
+    if (credentials.method === 'none') throw new AppError('oauth2_invalid_client', { message: 'This confidential client must authenticate with its client secret.' });
+    const presented = hashToken(credentials.clientSecret);
+    let matched = false;
+    // Every stored hash is compared, so timing does not tell which (or whether one) matched.
+    for (const stored of await this.secretHashes(client.linkId)) matched = constantTimeEqual(presented, stored) || matched;
+    if (!matched) throw new AppError('oauth2_invalid_client', { message: 'The client secret is wrong or expired.', detail: `bad secret for ${client.clientId}` });
+    return client;
+  }
+
+  private async secretHashes(linkId: string): Promise<string[]> {
+    const hit = this.secretCache.get(linkId);
+    if (hit) return hit;
+    const live = await this.repo.liveSecrets(linkId, this.now);
+    const hashes = live.map((r) => r.secretHash);
+    // Cached no longer than the earliest expiry, so a grace period ends on time.
+    const soonest = Math.min(...live.map((r) => (r.expiresAt === null ? Infinity : r.expiresAt - this.now)));
+    this.secretCache.set(linkId, hashes, Math.min(this.s.config.authCacheTtlMs, soonest), [`link:${linkId}`, `cred:client:${linkId}`]);
+    return hashes;
+  }
+
+  /**
+   * Generates a new client secret. The previous ones keep working for `graceSeconds` (0 ends
+   * them at once). Answers the secret: shown this once, stored as a SHA-256 hash.
+   */
+  async rotateSecret(client: Client, graceSeconds: number, actor: Actor): Promise<string> {
+    if (!client.confidential) throw new AppError('validation_failed', { field: 'confidential', message: 'A public client has no secret.' });
+    const secret = randomToken(CLIENT_SECRET_PREFIX);
+    const now = this.now;
+    await this.s.store.transaction(async (repos, trx) => {
+      const r = new OAuth2Repository(trx);
+      await r.expireSecrets(client.linkId, now + graceSeconds * 1000);
+      await r.addSecret({ id: uuidv7(now), linkId: client.linkId, secretHash: hashToken(secret), createdAt: now, expiresAt: null });
+      await this.s.audit.record(actor, { action: 'oauth2.client.secret.rotate', target: { type: 'link', id: client.linkId, name: client.linkName }, details: { clientId: client.clientId, graceSeconds } }, repos);
+    });
+    this.s.revocations.credential(`client:${client.linkId}`);
+    return secret;
+  }
+
+  /** A fresh client id: 32 hex characters, like Data Center's. */
+  static newClientId(): string {
+    return randomBytes(16).toString('hex');
+  }
+
+  // ---------------------------------------------------------------- authorization
+
+  /** The scopes an authorization request asks for: the client's registered ones when it names none (RFC 6749 §3.3). */
+  requestedScopes(client: Client, scope: string | undefined): Scope[] {
+    const requested = parseScope(scope) ?? [...client.scopes];
+    if (!covers(client.scopes, requested)) {
+      throw new AppError('oauth2_invalid_scope', { message: `This client may ask for at most: ${formatScope(client.scopes)}.` });
+    }
+    return requested;
+  }
+
+  /** True when the user already allowed this client at least these scopes and has not revoked it. */
+  async consentCovers(userId: string, linkId: string, scopes: readonly Scope[]): Promise<boolean> {
+    const consent = await this.repo.findConsent(userId, linkId);
+    return consent !== undefined && covers(consent.scopes, scopes);
+  }
+
+  /** Records an "Allow" (audited): the consent is remembered until the user revokes the application. */
+  async saveConsent(user: UserRecord, client: Client, scopes: readonly Scope[], actor: Actor): Promise<void> {
+    await this.s.store.transaction(async (repos, trx) => {
+      await new OAuth2Repository(trx).saveConsent(user.id, client.linkId, scopes, this.now);
+      await this.s.audit.record(actor, { action: 'oauth2.consent', target: { type: 'link', id: client.linkId, name: client.linkName }, details: { clientId: client.clientId, scopes: formatScope(scopes) } }, repos);
+    });
+  }
+
+  /** Issues a single-use authorization code (RFC 6749 §4.1.2), bound to client, user, redirect URI, scopes and PKCE challenge. */
+  async issueCode(input: {
+    client: Client;
+    user: UserRecord;
+    redirectUri: string;
+    redirectUriSent: boolean;
+    scopes: readonly Scope[];
+    challenge: { challenge: string; method: 'S256' } | undefined;
+  }): Promise<string> {
+    const code = randomToken(CODE_PREFIX);
+    const now = this.now;
+    await this.repo.insertCode({
+      codeHash: hashToken(code),
+      linkId: input.client.linkId,
+      userId: input.user.id,
+      clientId: input.client.clientId,
+      redirectUri: input.redirectUri,
+      redirectUriSent: input.redirectUriSent,
+      scopes: [...input.scopes],
+      codeChallenge: input.challenge?.challenge ?? null,
+      codeChallengeMethod: input.challenge?.method ?? null,
+      grantId: randomUUID(),
+      createdAt: now,
+      expiresAt: now + this.s.config.oauth2CodeTtlSeconds * 1000,
+      consumedAt: null,
+    });
+    return code;
+  }
+
+  // ---------------------------------------------------------------- token endpoint
+
+  /**
+   * RFC 6749 §4.1.3 with RFC 7636 §4.6: exchanges a code. The code must be this client's, unused,
+   * unexpired; `redirect_uri` identical when the authorization request carried one; the PKCE
+   * verifier must match. Consuming is atomic, so of concurrent exchanges exactly one wins; a code
+   * presented again revokes the grant the first exchange created (§4.1.2: "SHOULD revoke").
+   */
+  async exchangeCode(client: Client, p: { code: string; redirectUri: string | undefined; codeVerifier: string | undefined }): Promise<TokenResponse> {
+    const codeHash = hashToken(p.code);
+    const code = p.code.startsWith(CODE_PREFIX) ? await this.repo.findCode(codeHash) : undefined;
+    const now = this.now;
+    if (!code) throw new AppError('oauth2_invalid_grant', { message: 'The authorization code is not valid.' });
+    if (code.clientId !== client.clientId || code.linkId !== client.linkId) {
+      throw new AppError('oauth2_invalid_grant', { message: 'The authorization code was issued to another client.' });
+    }
+    if (code.consumedAt !== null) await this.replayedCode(code, client);
+    if (code.expiresAt <= now) throw new AppError('oauth2_invalid_grant', { message: 'The authorization code has expired.' });
+    if (code.redirectUriSent && p.redirectUri === undefined) {
+      throw new AppError('oauth2_invalid_request', { message: 'redirect_uri is required: the authorization request included one.' });
+    }
+    if (p.redirectUri !== undefined && p.redirectUri !== code.redirectUri) {
+      throw new AppError('oauth2_invalid_grant', { message: 'redirect_uri differs from the one of the authorization request.' });
+    }
+    checkCodeVerifier(p.codeVerifier, code.codeChallenge && code.codeChallengeMethod ? { challenge: code.codeChallenge, method: code.codeChallengeMethod } : null);
+    const user = await this.activeUser(code.userId);
+    // The user may have lost administrator rights since consenting.
+    const scopes = capForUser(code.scopes, user.isAdmin);
+    const issued = this.newPair(client, user.id, code.grantId, scopes, 0, now);
+    const won = await this.s.store.transaction(async (_repos, trx) => {
+      const r = new OAuth2Repository(trx);
+      if (!(await r.consumeCode(codeHash, now))) return false;
+      await r.insertGrant({
+        id: code.grantId,
+        linkId: client.linkId,
+        userId: user.id,
+        clientId: client.clientId,
+        scopes,
+        redirectUri: code.redirectUri,
+        refreshGeneration: 0,
+        version: 0,
+        createdAt: now,
+        lastUsedAt: now,
+        expiresAt: now + this.refreshTtlMs,
+      });
+      await r.insertTokens(issued.records);
+      return true;
+    });
+    if (!won) await this.replayedCode(code, client);
+    return issued.response;
+  }
+
+  private async replayedCode(code: CodeRecord, client: Client): Promise<never> {
+    await this.revokeGrant(code.grantId, client, 'code-replayed');
+    throw new AppError('oauth2_invalid_grant', { message: 'The authorization code was already used; the tokens issued for it are revoked.' });
+  }
+
+  /**
+   * RFC 6749 §6 with rotation. The grant's refresh tokens form a chain of generations; the grant
+   * row holds the newest generation and a version every rotation compares and bumps (one atomic
+   * UPDATE, so it holds across instances). Presenting
+   * - the newest token rotates: generation n+1 is issued, token n stays usable for a retry;
+   * - the previous token (n-1) while the newest is unused is a retry of a lost response: the
+   *   unused newest token is replaced by a new one of the same generation, so there is never more
+   *   than one live successor;
+   * - any older or replaced token is reuse: the whole grant is revoked.
+   * Also checks the client and, as Data Center does, `redirect_uri` when sent.
+   */
+  async refresh(client: Client, p: { refreshToken: string; scope: string | undefined; redirectUri: string | undefined }): Promise<TokenResponse> {
+    const tokenHash = hashToken(p.refreshToken);
+    const token = p.refreshToken.startsWith(REFRESH_TOKEN_PREFIX) ? await this.repo.findToken(tokenHash) : undefined;
+    if (!token || token.kind !== 'refresh' || token.grantId === null) throw new AppError('oauth2_invalid_grant', { message: 'The refresh token is not valid.' });
+    if (token.clientId !== client.clientId || token.linkId !== client.linkId) {
+      throw new AppError('oauth2_invalid_grant', { message: 'The refresh token was issued to another client.' });
+    }
+    if (p.redirectUri !== undefined && matchRedirectUri(client.redirectUris, p.redirectUri) === undefined) {
+      throw new AppError('oauth2_invalid_grant', { message: 'redirect_uri is not registered for this client.' });
+    }
+    const now = this.now;
+    if (token.expiresAt <= now) throw new AppError('oauth2_invalid_grant', { message: 'The refresh token has expired.' });
+    const grant = await this.repo.findGrant(token.grantId);
+    if (!grant) throw new AppError('oauth2_invalid_grant', { message: 'The refresh token was revoked.' });
+    const n = grant.refreshGeneration;
+    const mode = token.replacedAt === null && token.generation === n ? 'rotate' : token.replacedAt === null && token.generation === n - 1 ? 'retry' : 'reuse';
+    if (mode === 'reuse') {
+      await this.revokeGrant(grant.id, client, 'refresh-reused');
+      throw new AppError('oauth2_invalid_grant', { message: 'The refresh token was already used; the authorization is revoked.' });
+    }
+    const requested = parseScope(p.scope);
+    if (requested && !covers(grant.scopes, requested)) {
+      throw new AppError('oauth2_invalid_scope', { message: `The refresh token was granted only: ${formatScope(grant.scopes)}.` });
+    }
+    const user = await this.activeUser(grant.userId);
+    const accessScopes = capForUser(requested ?? grant.scopes, user.isAdmin);
+    const generation = mode === 'rotate' ? n + 1 : n;
+    const issued = this.newPair(client, user.id, grant.id, accessScopes, generation, now, capForUser(grant.scopes, user.isAdmin));
+    const ok = await this.s.store.transaction(async (_repos, trx) => {
+      const r = new OAuth2Repository(trx);
+      if (!(await r.advanceGrant(grant.id, grant.version, generation, now, now + this.refreshTtlMs))) return false;
+      if (mode === 'retry') await r.replaceGeneration(grant.id, n, now);
+      await r.insertTokens(issued.records);
+      return true;
+    });
+    if (!ok) throw new AppError('oauth2_invalid_grant', { message: 'The refresh token was used by a concurrent request; use the newest refresh token.' });
+    if (mode === 'retry') this.s.revocations.credential(grant.id);
+    return issued.response;
+  }
+
+  /**
+   * RFC 6749 §4.4: a confidential client an administrator marked as a service account obtains an
+   * access token acting as the chosen user. No refresh token (§4.4.3).
+   */
+  async clientCredentials(client: Client, scope: string | undefined): Promise<TokenResponse> {
+    if (!client.confidential || client.serviceAccountUserId === null) {
+      throw new AppError('oauth2_unauthorized_client', { message: 'This client is not a service account: it may not use client_credentials.' });
+    }
+    const requested = parseScope(scope) ?? [...client.scopes];
+    if (!covers(client.scopes, requested)) throw new AppError('oauth2_invalid_scope', { message: `This client may ask for at most: ${formatScope(client.scopes)}.` });
+    const user = await this.activeUser(client.serviceAccountUserId);
+    const scopes = capForUser(requested, user.isAdmin);
+    const now = this.now;
+    const access = randomToken(ACCESS_TOKEN_PREFIX);
+    await this.tokenWriter.write({
+      tokenHash: hashToken(access),
+      kind: 'access',
+      linkId: client.linkId,
+      userId: user.id,
+      grantId: null,
+      clientId: client.clientId,
+      scopes,
+      generation: 0,
+      replacedAt: null,
+      createdAt: now,
+      expiresAt: now + this.accessTtlMs,
+    });
+    return { access_token: access, token_type: 'Bearer', expires_in: this.s.config.oauth2AccessTokenTtlSeconds, scope: formatScope(scopes) };
+  }
+
+  private newPair(client: Client, userId: string, grantId: string, scopes: Scope[], generation: number, now: number, refreshScopes: Scope[] = scopes) {
+    const access = randomToken(ACCESS_TOKEN_PREFIX);
+    const refresh = randomToken(REFRESH_TOKEN_PREFIX);
+    const base = { linkId: client.linkId, userId, grantId, clientId: client.clientId, generation, replacedAt: null, createdAt: now };
+    const records: TokenRecord[] = [
+      { ...base, tokenHash: hashToken(access), kind: 'access', scopes, expiresAt: now + this.accessTtlMs },
+      { ...base, tokenHash: hashToken(refresh), kind: 'refresh', scopes: refreshScopes, expiresAt: now + this.refreshTtlMs },
+    ];
+    const response: TokenResponse = {
+      access_token: access,
+      token_type: 'Bearer',
+      expires_in: this.s.config.oauth2AccessTokenTtlSeconds,
+      refresh_token: refresh,
+      scope: formatScope(scopes),
+    };
+    return { records, response };
+  }
+
+  /** The user a grant acts for, who must still exist and be enabled (else the grant is dead). */
+  private async activeUser(userId: string): Promise<UserRecord> {
+    const user = await this.s.users.cached(userId);
+    if (!user || user.disabled) throw new AppError('oauth2_invalid_grant', { message: 'The user this authorization acts for is disabled or deleted.' });
+    return user;
+  }
+
+  /** Deletes a grant and its tokens, drops them from caches, and audits why. */
+  private async revokeGrant(grantId: string, client: Client, reason: string): Promise<void> {
+    await this.s.store.transaction(async (repos, trx) => {
+      if (await new OAuth2Repository(trx).deleteGrant(grantId)) {
+        await this.s.audit.record(
+          { id: null, name: `oauth2-client:${client.clientId}`, address: null },
+          { action: 'oauth2.grant.revoke', target: { type: 'link', id: client.linkId, name: client.linkName }, details: { reason, grant: grantId } },
+          repos,
+        );
+      }
+    });
+    this.s.revocations.credential(grantId);
+  }
+
+  // ---------------------------------------------------------------- resource requests
+
+  /**
+   * The access token of a resource request (RFC 6750 §2.1), from a short-lived cache of records
+   * (dropped on revocation, so it holds for the next request on this instance). Throws the
+   * invalid_token family.
+   */
+  async accessToken(token: string): Promise<AccessGrant> {
+    const tokenHash = hashToken(token);
+    let record = this.accessCache.get(tokenHash);
+    if (!record) {
+      record = await this.repo.findToken(tokenHash);
+      if (!record || record.kind !== 'access') throw new AppError('oauth2_invalid_token', { message: 'The access token is not valid.' });
+      this.cacheAccess(tokenHash, record);
+    }
+    const now = this.now;
+    if (record.expiresAt <= now) throw new AppError('oauth2_invalid_token', { message: 'The access token has expired.' });
+    const user = await this.s.users.cached(record.userId);
+    if (!user) throw new AppError('oauth2_invalid_token', { message: 'The access token is not valid.' });
+    if (user.disabled) throw new AppError('oauth2_invalid_token', { message: 'The user of this access token is disabled.' });
+    const link = await this.s.links.cached(record.linkId);
+    if (!link) throw new AppError('oauth2_invalid_token', { message: 'The application link this token was issued through was deleted.' });
+    if (record.grantId !== null) this.lastUsed.set(record.grantId, now);
+    return { record, user, link };
+  }
+
+  private cacheAccess(tokenHash: string, record: TokenRecord): void {
+    this.accessCache.set(tokenHash, record, this.s.config.authCacheTtlMs, [
+      `user:${record.userId}`,
+      `link:${record.linkId}`,
+      `cred:${record.grantId ?? tokenHash}`,
+      `cred:oauth2:${record.userId}:${record.linkId}`,
+    ]);
+  }
+
+  /**
+   * RFC 7662 §2.2: the state of a token. A client learns only about tokens issued to it
+   * (others are `active: false`, §4); the host learns about every token.
+   */
+  async introspect(token: string, caller: IntrospectionCaller): Promise<Record<string, unknown>> {
+    let record: TokenRecord | undefined;
+    if (token.startsWith(ACCESS_TOKEN_PREFIX)) {
+      try {
+        record = (await this.accessToken(token)).record;
+      } catch (error) {
+        if (error instanceof AppError) return INACTIVE;
+        throw error;
+      }
+    } else if (token.startsWith(REFRESH_TOKEN_PREFIX)) {
+      record = await this.liveRefresh(token);
+    }
+    if (!record) return INACTIVE;
+    if (caller.kind === 'client' && (record.clientId !== caller.client.clientId || record.linkId !== caller.client.linkId)) return INACTIVE;
+    const user = await this.s.users.cached(record.userId);
+    if (!user || user.disabled) return INACTIVE;
+    const answer: Record<string, unknown> = {
+      active: true,
+      scope: formatScope(record.scopes),
+      client_id: record.clientId,
+      username: user.username,
+      sub: user.id,
+      exp: Math.floor(record.expiresAt / 1000),
+      iat: Math.floor(record.createdAt / 1000),
+      iss: this.issuer,
+    };
+    if (record.kind === 'access') answer.token_type = 'Bearer';
+    // Extensions for hosts: the link it came through, and the scopes it includes.
+    answer.applinks_link_id = record.linkId;
+    answer.applinks_scopes = closure(record.scopes).join(' ');
+    return answer;
+  }
+
+  /** A refresh token that would be accepted now (newest, or the previous one while the newest is unused). */
+  private async liveRefresh(token: string): Promise<TokenRecord | undefined> {
+    const record = await this.repo.findToken(hashToken(token));
+    if (!record || record.kind !== 'refresh' || record.grantId === null || record.replacedAt !== null || record.expiresAt <= this.now) return undefined;
+    const grant = await this.repo.findGrant(record.grantId);
+    if (!grant || !(await this.s.links.cached(record.linkId))) return undefined;
+    return record.generation === grant.refreshGeneration || record.generation === grant.refreshGeneration - 1 ? record : undefined;
+  }
+
+  /**
+   * RFC 7009 §2.1: revokes a token of this client. A refresh token takes its whole grant (and the
+   * access tokens of it) along; an access token goes alone. Unknown tokens, and tokens of other
+   * clients, are not an error (§2.2): the answer is the same, nothing is revoked.
+   */
+  async revoke(client: Client, token: string): Promise<void> {
+    if (!token.startsWith(ACCESS_TOKEN_PREFIX) && !token.startsWith(REFRESH_TOKEN_PREFIX)) return;
+    const tokenHash = hashToken(token);
+    const record = await this.repo.findToken(tokenHash);
+    if (!record || record.clientId !== client.clientId || record.linkId !== client.linkId) return;
+    if (record.kind === 'refresh' && record.grantId !== null) {
+      await this.revokeGrant(record.grantId, client, 'revoked-by-client');
+      return;
+    }
+    await this.repo.deleteToken(tokenHash);
+    this.accessCache.delete(tokenHash);
+    this.s.revocations.credential(record.grantId ?? tokenHash);
+  }
+
+  // ---------------------------------------------------------------- authorized applications
+
+  /** The applications a user authorized (RFC-free: the account page and /api/v1/me/authorizations). */
+  async authorizationsOf(userId: string): Promise<Authorization[]> {
+    const out: Authorization[] = [];
+    for (const a of await this.repo.authorizations(userId)) {
+      const client = await this.clientOfLink(a.linkId);
+      const link = await this.s.links.cached(a.linkId);
+      if (!link) continue;
+      out.push({
+        id: `oauth2:${a.linkId}`,
+        type: OAUTH2_TYPE,
+        application: { name: client?.name ?? link.name, linkId: link.id, linkName: link.name },
+        scopes: closure(a.scopes),
+        createdAt: a.createdAt,
+        lastUsedAt: a.lastUsedAt,
+        expiresAt: a.expiresAt,
+      });
+    }
+    return out;
+  }
+
+  /** Revokes what a user allowed one application: consent, grants, tokens, pending codes. */
+  async revokeAuthorization(userId: string, id: string, actor: Actor): Promise<boolean> {
+    if (!id.startsWith('oauth2:')) return false;
+    const linkId = id.slice('oauth2:'.length);
+    const revoked = await this.s.store.transaction(async (repos, trx) => {
+      const done = await new OAuth2Repository(trx).revokeUserLink(userId, linkId);
+      if (done) await this.s.audit.record(actor, { action: 'oauth2.authorization.revoke', target: { type: 'link', id: linkId }, details: { user: userId } }, repos);
+      return done;
+    });
+    if (revoked) this.s.revocations.credential(`oauth2:${userId}:${linkId}`);
+    return revoked;
+  }
+
+  /** Revokes every authorization and token issued through a link; the client stays registered. */
+  async revokeLink(linkId: string, actor: Actor): Promise<number> {
+    const count = await this.s.store.transaction(async (repos, trx) => {
+      const n = await new OAuth2Repository(trx).revokeLink(linkId);
+      if (n > 0) await this.s.audit.record(actor, { action: 'oauth2.link.revoke', target: { type: 'link', id: linkId }, details: { users: n } }, repos);
+      return n;
+    });
+    this.s.revocations.link(linkId);
+    return count;
+  }
+
+  /** Inside the transaction that removes a link's `oauth2` configuration: the client is gone, so is everything it held. */
+  async clientRemoved(trx: Executor, linkId: string): Promise<void> {
+    const r = new OAuth2Repository(trx);
+    await r.revokeLink(linkId);
+    await r.deleteSecrets(linkId);
+  }
+
+  // ---------------------------------------------------------------- background
+
+  /** Writes batched grant last-use times. */
+  async flushLastUsed(): Promise<void> {
+    if (this.lastUsed.size === 0) return;
+    const batch = this.lastUsed;
+    this.lastUsed = new Map();
+    for (const [grantId, at] of batch) await this.repo.touchGrant(grantId, at);
+  }
+
+  prune(): Promise<number> {
+    return this.repo.prune(this.now);
+  }
+}

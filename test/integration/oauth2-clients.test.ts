@@ -1,0 +1,145 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createHarness, DIALECTS, json, userWithToken, type Harness } from '../helpers/harness.js';
+import { exchange, obtainCode, post, REDIRECT, registerClient, signIn, TOKEN } from '../helpers/oauth2.js';
+
+describe.each(DIALECTS)('OAuth 2.0 clients and the developer area on %s', (dialect) => {
+  let h: Harness;
+  afterEach(async () => {
+    await h?.close();
+  });
+
+  it('validates registrations: https or loopback redirects, no fragments, known scopes, service accounts confidential', async () => {
+    h = await createHarness(dialect);
+    const admin = { authorization: h.adminBasic };
+    const create = (body: Record<string, unknown>) => h.inject({ method: 'POST', url: '/api/v1/oauth2/clients', headers: admin, payload: { name: 'X', redirectUris: ['https://ok.example/cb'], ...body } });
+    for (const [body, field] of [
+      [{ redirectUris: ['http://app.example/cb'] }, 'incoming.oauth2.redirectUris.0'],
+      [{ redirectUris: ['https://app.example/cb#x'] }, 'incoming.oauth2.redirectUris.0'],
+      [{ redirectUris: ['https://ok.example/cb', 'http://localhost/cb'] }, 'incoming.oauth2.redirectUris.1'],
+      [{ scopes: ['READ', 'EVERYTHING'] }, 'scopes.1'],
+      [{ serviceAccount: 'nobody' }, 'serviceAccount'],
+      [{ confidential: false, serviceAccount: 'admin' }, 'incoming.oauth2.serviceAccountUserId'],
+      [{ clientId: 'short' }, 'clientId'],
+      [{ surprise: true }, 'surprise'],
+    ] as const) {
+      const res = await create(body);
+      expect(res.statusCode, JSON.stringify(body)).toBe(400);
+      expect(json(res)).toMatchObject({ error: 'validation_failed', field });
+    }
+    expect((await create({ redirectUris: ['http://127.0.0.1:8080/cb', 'http://[::1]/cb'] })).statusCode).toBe(201);
+    // Client ids are unique; the second registration with the same one is a conflict.
+    expect((await create({ name: 'Y', clientId: 'fixed-client-id' })).statusCode).toBe(201);
+    expect((await create({ name: 'Z', clientId: 'fixed-client-id' })).statusCode).toBe(409);
+    // Nothing half-registered: no link named Z.
+    const links = json<{ links: Array<{ name: string }> }>(await h.inject({ url: '/api/v1/links', headers: admin }));
+    expect(links.links.map((l) => l.name)).not.toContain('Z');
+  });
+
+  it('accepts plain http redirects only behind the dangerous switch', async () => {
+    h = await createHarness(dialect, { config: { oauth2DangerouslyAllowHttpRedirects: true } });
+    const res = await h.inject({ method: 'POST', url: '/api/v1/oauth2/clients', headers: { authorization: h.adminBasic }, payload: { name: 'Dev', redirectUris: ['http://dev.example/cb'] } });
+    expect(res.statusCode).toBe(201);
+    expect(json<{ warnings: string[] }>(res).warnings.join(' ')).toMatch(/plain http/);
+  });
+
+  it('adds a client to an existing link, changes it, and shows it through the generic link API', async () => {
+    h = await createHarness(dialect);
+    const admin = { authorization: h.adminBasic };
+    const link = json(await h.inject({ method: 'POST', url: '/api/v1/links', headers: admin, payload: { name: 'Jira', url: 'https://jira.example' } }));
+    const client = await registerClient(h, { name: 'Jira OAuth', linkId: link.id });
+    expect(client.linkId).toBe(link.id);
+    const again = await h.inject({ method: 'POST', url: '/api/v1/oauth2/clients', headers: admin, payload: { name: 'Again', linkId: link.id, redirectUris: [] } });
+    expect(again.statusCode).toBe(409);
+    const viewed = json<{ incoming: Array<{ type: string; config: Record<string, unknown> }> }>(await h.inject({ url: `/api/v1/links/${link.id as string}`, headers: admin }));
+    expect(viewed.incoming[0]).toMatchObject({ type: 'oauth2', config: { clientId: client.clientId, confidential: true } });
+    expect(JSON.stringify(viewed)).not.toContain(client.clientSecret!);
+    const patched = await h.inject({ method: 'PATCH', url: `/api/v1/oauth2/clients/${client.clientId}`, headers: admin, payload: { scopes: ['READ'], name: 'Jira (read)' } });
+    expect(patched.statusCode).toBe(200);
+    expect(json(patched)).toMatchObject({ scopes: ['READ'], name: 'Jira (read)', linkName: 'Jira' });
+    // The same secret still works after a change that keeps the client id.
+    await userWithToken(h, 'robot');
+    await h.inject({ method: 'PATCH', url: `/api/v1/oauth2/clients/${client.clientId}`, headers: admin, payload: { serviceAccount: 'robot' } });
+    expect((await post(h, TOKEN, client, { grant_type: 'client_credentials' })).statusCode).toBe(200);
+    // A manifest-announcing registry lists the type.
+    const types = json<{ types: Array<{ id: string; weight: number; impersonating: boolean }> }>(await h.inject({ url: '/api/v1/auth-types', headers: admin }));
+    expect(types.types.find((t) => t.id === 'oauth2')).toMatchObject({ weight: 55, impersonating: false });
+  });
+
+  it('keeps the developer area closed unless configured', async () => {
+    h = await createHarness(dialect);
+    const { bearer } = await userWithToken(h, 'dev');
+    const res = await h.inject({ method: 'POST', url: '/api/v1/me/oauth2/clients', headers: { authorization: bearer }, payload: { name: 'Mine', redirectUris: ['https://mine.example/cb'] } });
+    expect(res.statusCode).toBe(403);
+    expect(json(res).message).toMatch(/APPLINKS_OAUTH2_DEVELOPER_APPS/);
+  });
+
+  it('lets users register their own applications, each on a link of its own, within limits', async () => {
+    h = await createHarness(dialect, { config: { oauth2DeveloperApps: true, oauth2DeveloperMaxApps: 2 } });
+    const dev = await userWithToken(h, 'dev');
+    const other = await userWithToken(h, 'other');
+    const mine = (method: string, url: string, payload?: unknown, who = dev.bearer) =>
+      h.inject({ method: method as 'GET', url, headers: { authorization: who }, ...(payload ? { payload: payload as Record<string, unknown> } : {}) });
+    const created = await mine('POST', '/api/v1/me/oauth2/clients', { name: 'Mine', redirectUris: [REDIRECT] });
+    expect(created.statusCode).toBe(201);
+    const app = json<{ clientId: string; clientSecret: string; linkId: string; linkName: string; owner: { username: string }; scopes: string[] }>(created);
+    expect(app).toMatchObject({ linkName: 'Mine (dev)', owner: { username: 'dev' }, scopes: ['READ', 'WRITE'] });
+    expect(app.clientSecret).toMatch(/^alcs_/);
+
+    expect((await mine('POST', '/api/v1/me/oauth2/clients', { name: 'Too wide', redirectUris: ['https://mine.example/cb'], scopes: ['ADMIN'] })).statusCode).toBe(400);
+    expect((await mine('POST', '/api/v1/me/oauth2/clients', { name: 'Service', redirectUris: ['https://mine.example/cb'], serviceAccount: 'dev' })).statusCode).toBe(400);
+    expect((await mine('POST', '/api/v1/me/oauth2/clients', { name: 'Second', redirectUris: ['https://mine.example/cb2'] })).statusCode).toBe(201);
+    const third = await mine('POST', '/api/v1/me/oauth2/clients', { name: 'Third', redirectUris: ['https://mine.example/cb3'] });
+    expect(third.statusCode).toBe(403);
+
+    // Only the owner sees and changes it; an administrator sees it with its owner.
+    expect(json<{ clients: unknown[] }>(await mine('GET', '/api/v1/me/oauth2/clients')).clients).toHaveLength(2);
+    expect(json<{ clients: unknown[] }>(await mine('GET', '/api/v1/me/oauth2/clients', undefined, other.bearer)).clients).toHaveLength(0);
+    expect((await mine('GET', `/api/v1/me/oauth2/clients/${app.clientId}`, undefined, other.bearer)).statusCode).toBe(404);
+    expect((await mine('DELETE', `/api/v1/me/oauth2/clients/${app.clientId}`, undefined, other.bearer)).statusCode).toBe(404);
+    const all = json<{ clients: Array<{ clientId: string; owner: { username: string } | null }> }>(await h.inject({ url: '/api/v1/oauth2/clients', headers: { authorization: h.adminBasic } }));
+    expect(all.clients.find((c) => c.clientId === app.clientId)?.owner?.username).toBe('dev');
+
+    // The owner's account page lists it.
+    const ownerJar = await signIn(h, 'dev', 'dev-password');
+    const account = await h.inject({ url: '/applinks/account', headers: { cookie: ownerJar.header } });
+    expect(account.body).toContain('Your OAuth 2.0 applications');
+    expect(account.body).toContain(app.clientId);
+    expect(account.body).not.toContain(app.clientSecret);
+
+    // Another user authorizes it; rotating the secret keeps the old one during the grace period.
+    const jar = await signIn(h, 'other', 'other-password');
+    const client = { clientId: app.clientId, clientSecret: app.clientSecret, linkId: app.linkId };
+    const consentUrl = `/rest/oauth2/latest/authorize?response_type=code&client_id=${app.clientId}`;
+    const page = await h.inject({ url: consentUrl, headers: { cookie: jar.header } });
+    expect(page.body).toContain('Allow Mine to act for you?');
+    const tokens = await exchange(h, client, await obtainCode(h, jar, client));
+    const rotated = await mine('POST', `/api/v1/me/oauth2/clients/${app.clientId}/secret`, { graceSeconds: 0 });
+    expect(rotated.statusCode).toBe(200);
+    expect((await post(h, TOKEN, client, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token })).statusCode).toBe(401);
+
+    // An OAuth token of the owner cannot manage applications.
+    const devJar = await signIn(h, 'dev', 'dev-password');
+    const devClient = { ...client, clientSecret: json<{ clientSecret: string }>(rotated).clientSecret };
+    const devTokens = await exchange(h, devClient, await obtainCode(h, devJar, devClient));
+    expect((await mine('GET', '/api/v1/me/oauth2/clients', undefined, `Bearer ${devTokens.access_token}`)).statusCode).toBe(403);
+
+    // Deleting the app deletes its link and revokes what it was issued, at once.
+    expect((await mine('DELETE', `/api/v1/me/oauth2/clients/${app.clientId}`)).statusCode).toBe(204);
+    expect((await h.inject({ url: '/x', headers: { authorization: `Bearer ${devTokens.access_token}` } })).statusCode).toBe(401);
+    expect((await h.inject({ url: `/api/v1/links/${app.linkId}`, headers: { authorization: h.adminBasic } })).statusCode).toBe(404);
+    expect(await h.services.authorizations.list((await h.services.users.findByUsername('other'))!.id)).toHaveLength(0);
+  });
+
+  it('revokes every authorization of a link through the core admin route, keeping the client', async () => {
+    h = await createHarness(dialect);
+    const client = await registerClient(h);
+    await userWithToken(h, 'alice');
+    const jar = await signIn(h, 'alice', 'alice-password');
+    const t = await exchange(h, client, await obtainCode(h, jar, client));
+    const res = await h.inject({ method: 'DELETE', url: `/api/v1/links/${client.linkId}/authorizations`, headers: { authorization: h.adminBasic } });
+    expect(json(res)).toEqual({ revoked: 1 });
+    expect((await h.inject({ url: '/x', headers: { authorization: `Bearer ${t.access_token}` } })).statusCode).toBe(401);
+    // The client is still registered and can start over.
+    await obtainCode(h, jar, client);
+  });
+});

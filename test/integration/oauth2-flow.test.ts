@@ -1,0 +1,340 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createHarness, DIALECTS, json, userWithToken, type Harness } from '../helpers/harness.js';
+import {
+  AUTHORIZE,
+  authorizeUrl,
+  decide,
+  exchange,
+  INTROSPECT,
+  obtainCode,
+  pkce,
+  post,
+  REDIRECT,
+  redirectParams,
+  registerClient,
+  REVOKE,
+  signIn,
+  TOKEN,
+  type Tokens,
+} from '../helpers/oauth2.js';
+
+describe.each(DIALECTS)('OAuth 2.0 authorization server on %s', (dialect) => {
+  let h: Harness;
+  beforeEach(async () => {
+    h = await createHarness(dialect);
+  });
+  afterEach(async () => {
+    await h.close();
+  });
+
+  it('publishes RFC 8414 metadata at the root and under the Data Center path', async () => {
+    for (const url of ['/.well-known/oauth-authorization-server', '/rest/oauth2/latest/.well-known/oauth-authorization-server']) {
+      const res = await h.inject({ url });
+      expect(res.statusCode).toBe(200);
+      expect(json(res)).toMatchObject({
+        issuer: 'http://applinks.test',
+        authorization_endpoint: 'http://applinks.test/rest/oauth2/latest/authorize',
+        token_endpoint: 'http://applinks.test/rest/oauth2/latest/token',
+        code_challenge_methods_supported: ['S256'],
+        authorization_response_iss_parameter_supported: true,
+      });
+    }
+    // Unknown paths under the owned prefix are ours, never the host's.
+    expect((await h.inject({ url: '/rest/oauth2/latest/nothing' })).statusCode).toBe(404);
+  });
+
+  it('runs the code flow with PKCE and consent, then refresh, introspection, revocation and a bearer request', async () => {
+    const client = await registerClient(h, { name: 'Acme Reports' });
+    expect(client.clientSecret).toMatch(/^alcs_/);
+    await userWithToken(h, 'alice');
+    const { verifier, challenge } = pkce();
+    const url = authorizeUrl({ response_type: 'code', client_id: client.clientId, redirect_uri: REDIRECT, scope: 'READ WRITE', state: 'xyz 1', code_challenge: challenge, code_challenge_method: 'S256' });
+
+    // Not signed in: to the sign-in page, coming back to the same request.
+    const anonymous = await h.inject({ url });
+    expect(anonymous.statusCode).toBe(303);
+    const next = new URL(String(anonymous.headers.location), 'http://x').searchParams.get('next')!;
+    expect(new URL(next, 'http://x').searchParams.get('client_id')).toBe(client.clientId);
+
+    const jar = await signIn(h, 'alice', 'alice-password');
+    const consent = await h.inject({ url: next, headers: { cookie: jar.header } });
+    expect(consent.statusCode).toBe(200);
+    expect(consent.headers['x-frame-options']).toBe('DENY');
+    expect(consent.body).toContain('Allow Acme Reports to act for you?');
+    expect(consent.body).toContain('data-scope="READ"');
+    expect(consent.body).toContain('data-scope="WRITE"');
+    expect(consent.body).toContain('client.example');
+
+    const allowed = await decide(h, jar, consent, 'allow');
+    const back = redirectParams(allowed);
+    expect(String(allowed.headers.location).startsWith(`${REDIRECT}?`)).toBe(true);
+    expect(back.get('state')).toBe('xyz 1');
+    expect(back.get('iss')).toBe('http://applinks.test');
+    const code = back.get('code')!;
+
+    const tokenRes = await post(h, TOKEN, client, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier });
+    expect(tokenRes.statusCode).toBe(200);
+    expect(tokenRes.headers['cache-control']).toBe('no-store');
+    expect(tokenRes.headers.pragma).toBe('no-cache');
+    const tokens = json<Tokens>(tokenRes);
+    expect(tokens).toMatchObject({ token_type: 'Bearer', expires_in: 3600, scope: 'READ WRITE' });
+    expect(tokens.access_token).toMatch(/^alat_[A-Za-z0-9_-]{43}$/);
+    expect(tokens.refresh_token).toMatch(/^alrt_[A-Za-z0-9_-]{43}$/);
+
+    const me = json(await h.inject({ url: '/some/host/path', headers: { authorization: `Bearer ${tokens.access_token}` } }));
+    expect(me).toMatchObject({ authenticated: true, authType: 'oauth2', user: { username: 'alice' }, link: { id: client.linkId }, scopes: ['READ', 'WRITE'] });
+
+    const introspected = json(await post(h, INTROSPECT, client, { token: tokens.access_token }));
+    expect(introspected).toMatchObject({ active: true, client_id: client.clientId, username: 'alice', scope: 'READ WRITE', token_type: 'Bearer', iss: 'http://applinks.test' });
+
+    const refreshed = await post(h, TOKEN, client, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token });
+    expect(refreshed.statusCode).toBe(200);
+    const second = json<Tokens>(refreshed);
+    expect(second.refresh_token).not.toBe(tokens.refresh_token);
+
+    // Revoking the refresh token revokes the grant: both access tokens die.
+    const revoked = await post(h, REVOKE, client, { token: second.refresh_token, token_type_hint: 'refresh_token' });
+    expect(revoked.statusCode).toBe(200);
+    for (const t of [tokens.access_token, second.access_token]) {
+      const after = await h.inject({ url: '/x', headers: { authorization: `Bearer ${t}` } });
+      expect(after.statusCode).toBe(401);
+      expect(after.headers['www-authenticate']).toMatch(/^Bearer realm="applinks", error="invalid_token"/);
+    }
+    expect(json(await post(h, INTROSPECT, client, { token: second.access_token }))).toEqual({ active: false });
+  });
+
+  it('remembers consent per user and client until revoked; prompt=consent asks again; Deny answers access_denied', async () => {
+    const client = await registerClient(h);
+    await userWithToken(h, 'bob');
+    const jar = await signIn(h, 'bob', 'bob-password');
+    await obtainCode(h, jar, client, { scope: 'WRITE' });
+
+    // Remembered: straight back with a code, for the same or fewer scopes.
+    const again = await h.inject({ url: authorizeUrl({ response_type: 'code', client_id: client.clientId, scope: 'READ', code_challenge: pkce().challenge, code_challenge_method: 'S256' }), headers: { cookie: jar.header } });
+    expect(redirectParams(again).get('code')).toMatch(/^alac_/);
+
+    const forced = await h.inject({ url: authorizeUrl({ response_type: 'code', client_id: client.clientId, prompt: 'consent', state: 's' }), headers: { cookie: jar.header } });
+    expect(forced.statusCode).toBe(200);
+    const denied = redirectParams(await decide(h, jar, forced, 'deny'));
+    expect(denied.get('error')).toBe('access_denied');
+    expect(denied.get('state')).toBe('s');
+    expect(denied.get('iss')).toBe('http://applinks.test');
+
+    // The authorized-applications list shows it; revoking it brings the consent page back.
+    const bob = await h.services.users.findByUsername('bob');
+    const list = await h.services.authorizations.list(bob!.id);
+    expect(list).toHaveLength(1);
+    expect(list[0]).toMatchObject({ type: 'oauth2', scopes: ['READ', 'WRITE'], application: { linkId: client.linkId } });
+    const csrfPage = await h.inject({ url: '/applinks/account', headers: { cookie: jar.header } });
+    expect(csrfPage.body).toContain(list[0]!.application.name);
+    expect(await h.services.authorizations.revoke(bob!.id, list[0]!.id, { id: bob!.id, name: 'bob', address: null })).toBe(true);
+    const asked = await h.inject({ url: authorizeUrl({ response_type: 'code', client_id: client.clientId }), headers: { cookie: jar.header } });
+    expect(asked.statusCode).toBe(200);
+    expect(asked.body).toContain('Allow');
+  });
+
+  it('revokes the user’s tokens from the authorized-applications API', async () => {
+    const client = await registerClient(h);
+    const { bearer } = await userWithToken(h, 'carol');
+    const jar = await signIn(h, 'carol', 'carol-password');
+    const tokens = await exchange(h, client, await obtainCode(h, jar, client));
+    const list = json<{ authorizations: Array<{ id: string; type: string }> }>(await h.inject({ url: '/api/v1/me/authorizations', headers: { authorization: bearer } }));
+    const mine = list.authorizations.find((a) => a.type === 'oauth2')!;
+    // An OAuth token cannot revoke authorizations (it is scoped); the user's own credential can.
+    expect((await h.inject({ method: 'DELETE', url: `/api/v1/me/authorizations/${mine.id}`, headers: { authorization: `Bearer ${tokens.access_token}` } })).statusCode).toBe(403);
+    expect((await h.inject({ method: 'DELETE', url: `/api/v1/me/authorizations/${mine.id}`, headers: { authorization: bearer } })).statusCode).toBe(204);
+    expect((await h.inject({ url: '/x', headers: { authorization: `Bearer ${tokens.access_token}` } })).statusCode).toBe(401);
+    expect((await post(h, TOKEN, client, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token })).statusCode).toBe(400);
+  });
+
+  it('lets a READ token use only safe methods on the host and forwards the scopes', async () => {
+    const client = await registerClient(h);
+    await userWithToken(h, 'dave');
+    const jar = await signIn(h, 'dave', 'dave-password');
+    const tokens = await exchange(h, client, await obtainCode(h, jar, client, { scope: 'READ' }));
+    expect(tokens.scope).toBe('READ');
+    const auth = { authorization: `Bearer ${tokens.access_token}` };
+    expect((await h.inject({ method: 'GET', url: '/issues', headers: auth })).statusCode).toBe(200);
+    expect((await h.inject({ method: 'HEAD', url: '/issues', headers: auth })).statusCode).toBe(200);
+    const write = await h.inject({ method: 'POST', url: '/issues', headers: auth, payload: { title: 'x' } });
+    expect(write.statusCode).toBe(403);
+    expect(json(write).error).toBe('oauth2_insufficient_scope');
+    expect(write.headers['www-authenticate']).toMatch(/^Bearer realm="applinks", error="insufficient_scope", error_description="[^"]+", scope="WRITE"$/);
+    // Through forward-auth too.
+    const fa = await h.inject({ method: 'GET', url: '/rest/applinks/1.0/forward-auth', headers: auth });
+    expect(fa.statusCode).toBe(200);
+    expect(fa.headers['x-applinks-scopes']).toBe('READ');
+    expect(fa.headers['x-applinks-auth']).toBe('oauth2');
+  });
+
+  it("keeps scoped tokens away from the user's credentials in applinks' own API", async () => {
+    const client = await registerClient(h);
+    const { bearer, user } = await userWithToken(h, 'lena');
+    const jar = await signIn(h, 'lena', 'lena-password');
+    const read = await exchange(h, client, await obtainCode(h, jar, client, { scope: 'READ' }));
+    const write = await exchange(h, client, await obtainCode(h, jar, client, { scope: 'WRITE' }));
+    const [apiToken] = await h.services.apiTokens.list(user.id);
+    expect((await h.inject({ url: '/api/v1/me/tokens', headers: { authorization: `Bearer ${read.access_token}` } })).statusCode).toBe(200);
+    for (const t of [read, write]) {
+      const res = await h.inject({ method: 'DELETE', url: `/api/v1/me/tokens/${apiToken!.id}`, headers: { authorization: `Bearer ${t.access_token}` } });
+      expect(res.statusCode).toBe(403);
+    }
+    const readPost = await h.inject({ method: 'POST', url: '/api/v1/me/tokens', headers: { authorization: `Bearer ${read.access_token}` }, payload: { name: 'x' } });
+    expect(json(readPost)).toMatchObject({ error: 'forbidden' });
+    expect((await h.inject({ url: '/x', headers: { authorization: bearer } })).statusCode).toBe(200);
+  });
+
+  it('caps scopes at what the user may do: ADMIN for an administrator only', async () => {
+    const client = await registerClient(h, { scopes: ['SYSTEM_ADMIN'] });
+    await userWithToken(h, 'erin');
+    const jar = await signIn(h, 'erin', 'erin-password');
+    const url = authorizeUrl({ response_type: 'code', client_id: client.clientId, scope: 'ADMIN' });
+    const page = await h.inject({ url, headers: { cookie: jar.header } });
+    expect(page.body).toContain('you are not an administrator');
+    expect(page.body).not.toContain('data-scope="ADMIN"');
+    const code = redirectParams(await decide(h, jar, page, 'allow')).get('code')!;
+    const erin = json<Tokens>(await post(h, TOKEN, client, { grant_type: 'authorization_code', code }));
+    expect(erin.scope).toBe('WRITE');
+    // The admin API refuses it: not an administrator, and not granted ADMIN.
+    expect((await h.inject({ url: '/api/v1/users', headers: { authorization: `Bearer ${erin.access_token}` } })).statusCode).toBe(403);
+
+    const adminJar = await signIn(h, 'admin', 'admin-password-1');
+    const adminCode = redirectParams(await decide(h, adminJar, await h.inject({ url, headers: { cookie: adminJar.header } }), 'allow')).get('code')!;
+    const admin = json<Tokens>(await post(h, TOKEN, client, { grant_type: 'authorization_code', code: adminCode }));
+    expect(admin.scope).toBe('ADMIN');
+    expect((await h.inject({ url: '/api/v1/users', headers: { authorization: `Bearer ${admin.access_token}` } })).statusCode).toBe(200);
+  });
+
+  it('issues client_credentials tokens to service accounts only, acting as the chosen user', async () => {
+    await userWithToken(h, 'robot');
+    const service = await registerClient(h, { serviceAccount: 'robot', redirectUris: [], scopes: ['READ'] });
+    const res = await post(h, TOKEN, service, { grant_type: 'client_credentials' });
+    expect(res.statusCode).toBe(200);
+    const t = json<Tokens>(res);
+    expect(t.refresh_token).toBeUndefined();
+    expect(t.scope).toBe('READ');
+    expect(json(await h.inject({ url: '/x', headers: { authorization: `Bearer ${t.access_token}` } }))).toMatchObject({ authType: 'oauth2', user: { username: 'robot' } });
+    expect((await post(h, TOKEN, service, { grant_type: 'client_credentials', scope: 'WRITE' })).statusCode).toBe(400);
+
+    const ordinary = await registerClient(h);
+    const refused = await post(h, TOKEN, ordinary, { grant_type: 'client_credentials' });
+    expect(refused.statusCode).toBe(400);
+    expect(json(refused).error).toBe('unauthorized_client');
+  });
+
+  it('lets a public client use PKCE without a secret, and refuses it introspection', async () => {
+    const client = await registerClient(h, { confidential: false, redirectUris: ['http://127.0.0.1/cb'] });
+    expect(client.clientSecret).toBeNull();
+    await userWithToken(h, 'frank');
+    const jar = await signIn(h, 'frank', 'frank-password');
+    // No PKCE: refused (RFC 7636 §4.4.1), back to the client since the redirect URI is valid.
+    const noPkce = await h.inject({ url: authorizeUrl({ response_type: 'code', client_id: client.clientId, redirect_uri: 'http://127.0.0.1:4567/cb' }), headers: { cookie: jar.header } });
+    expect(redirectParams(noPkce).get('error')).toBe('invalid_request');
+    expect(String(noPkce.headers.location).startsWith('http://127.0.0.1:4567/cb?')).toBe(true);
+    const { verifier, challenge } = pkce();
+    const page = await h.inject({ url: authorizeUrl({ response_type: 'code', client_id: client.clientId, redirect_uri: 'http://127.0.0.1:4567/cb', code_challenge: challenge, code_challenge_method: 'S256' }), headers: { cookie: jar.header } });
+    const code = redirectParams(await decide(h, jar, page, 'allow')).get('code')!;
+    const res = await post(h, TOKEN, client, { grant_type: 'authorization_code', code, redirect_uri: 'http://127.0.0.1:4567/cb', code_verifier: verifier });
+    expect(res.statusCode, res.body).toBe(200);
+    const tokens = json<Tokens>(res);
+    const intro = await post(h, INTROSPECT, client, { token: tokens.access_token });
+    expect(intro.statusCode).toBe(401);
+    expect(json(intro).error).toBe('invalid_client');
+    // A public client may revoke its own tokens.
+    expect((await post(h, REVOKE, client, { token: tokens.refresh_token })).statusCode).toBe(200);
+    expect((await h.inject({ url: '/x', headers: { authorization: `Bearer ${tokens.access_token}` } })).statusCode).toBe(401);
+  });
+
+  it('introspects for the host with an administrator API token, and only own tokens for a client', async () => {
+    const a = await registerClient(h);
+    const b = await registerClient(h);
+    const { bearer: userBearer } = await userWithToken(h, 'gina');
+    const jar = await signIn(h, 'gina', 'gina-password');
+    const tokens = await exchange(h, a, await obtainCode(h, jar, a));
+    expect(json(await post(h, INTROSPECT, b, { token: tokens.access_token }))).toEqual({ active: false });
+    expect(json(await post(h, INTROSPECT, a, { token: tokens.refresh_token }))).toMatchObject({ active: true, client_id: a.clientId });
+    const { token: adminToken } = await h.services.apiTokens.create((await h.services.users.findByUsername('admin'))!.id, { name: 'host', expiresAt: null }, { id: null, name: 't', address: null });
+    const host = await post(h, INTROSPECT, null, { token: tokens.access_token }, { authorization: `Bearer ${adminToken}` });
+    expect(json(host)).toMatchObject({ active: true, username: 'gina', client_id: a.clientId, applinks_link_id: a.linkId });
+    const notAdmin = await post(h, INTROSPECT, null, { token: tokens.access_token }, { authorization: userBearer });
+    expect(notAdmin.statusCode).toBe(403);
+    expect(notAdmin.headers['www-authenticate']).toMatch(/error="insufficient_scope"/);
+    const garbage = await post(h, INTROSPECT, null, { token: tokens.access_token }, { authorization: 'Bearer alpat_nope' });
+    expect(garbage.statusCode).toBe(401);
+    expect(json(garbage).error).toBe('invalid_token');
+    expect(json(await post(h, INTROSPECT, a, { token: 'not-a-token' }))).toEqual({ active: false });
+  });
+
+  it('revokes at once when the link, the client or the user goes', async () => {
+    const users = ['hank', 'ivy', 'jack'];
+    for (const u of users) await userWithToken(h, u);
+    const issue = async (u: string) => {
+      const client = await registerClient(h);
+      const jar = await signIn(h, u, `${u}-password`);
+      const tokens = await exchange(h, client, await obtainCode(h, jar, client));
+      expect((await h.inject({ url: '/x', headers: { authorization: `Bearer ${tokens.access_token}` } })).statusCode).toBe(200);
+      return { client, tokens };
+    };
+    const admin = { authorization: h.adminBasic };
+    const dead = async (t: Tokens, client: { clientId: string; clientSecret: string | null; linkId: string }) => {
+      expect((await h.inject({ url: '/x', headers: { authorization: `Bearer ${t.access_token}` } })).statusCode).toBe(401);
+      expect((await post(h, TOKEN, client, { grant_type: 'refresh_token', refresh_token: t.refresh_token })).statusCode).toBeGreaterThanOrEqual(400);
+    };
+
+    const viaLink = await issue('hank');
+    expect((await h.inject({ method: 'DELETE', url: `/api/v1/links/${viaLink.client.linkId}`, headers: admin })).statusCode).toBe(204);
+    await dead(viaLink.tokens, viaLink.client);
+
+    const viaClient = await issue('ivy');
+    expect((await h.inject({ method: 'DELETE', url: `/api/v1/oauth2/clients/${viaClient.client.clientId}`, headers: admin })).statusCode).toBe(204);
+    await dead(viaClient.tokens, viaClient.client);
+    // The link stays; only its OAuth 2.0 client went.
+    expect((await h.inject({ url: `/api/v1/links/${viaClient.client.linkId}`, headers: admin })).statusCode).toBe(200);
+
+    const viaUser = await issue('jack');
+    const jack = await h.services.users.findByUsername('jack');
+    expect((await h.inject({ method: 'PATCH', url: `/api/v1/users/${jack!.id}`, headers: admin, payload: { disabled: true } })).statusCode).toBe(200);
+    await dead(viaUser.tokens, viaUser.client);
+  });
+
+  it('rotates client secrets with a grace period during which both work', async () => {
+    await userWithToken(h, 'robot');
+    const client = await registerClient(h, { serviceAccount: 'robot', redirectUris: [] });
+    const rotated = await h.inject({ method: 'POST', url: `/api/v1/oauth2/clients/${client.clientId}/secret`, headers: { authorization: h.adminBasic }, payload: { graceSeconds: 60 } });
+    expect(rotated.statusCode).toBe(200);
+    const body = json<{ clientSecret: string; client: { secrets: Array<{ expiresAt: string | null }> } }>(rotated);
+    expect(body.client.secrets).toHaveLength(2);
+    expect(rotated.body.split(body.clientSecret).length).toBe(2);
+    const fresh = { ...client, clientSecret: body.clientSecret };
+    expect((await post(h, TOKEN, client, { grant_type: 'client_credentials' })).statusCode).toBe(200);
+    expect((await post(h, TOKEN, fresh, { grant_type: 'client_credentials' })).statusCode).toBe(200);
+    h.clock.advance(61_000);
+    const old = await post(h, TOKEN, client, { grant_type: 'client_credentials' });
+    expect(old.statusCode).toBe(401);
+    expect(json(old).error).toBe('invalid_client');
+    expect((await post(h, TOKEN, fresh, { grant_type: 'client_credentials' })).statusCode).toBe(200);
+    // Nothing secret in the listing or the audit log.
+    const listing = await h.inject({ url: '/api/v1/oauth2/clients', headers: { authorization: h.adminBasic } });
+    const audit = await h.inject({ url: '/api/v1/audit', headers: { authorization: h.adminBasic } });
+    for (const secret of [client.clientSecret!, body.clientSecret]) {
+      expect(listing.body).not.toContain(secret);
+      expect(audit.body).not.toContain(secret);
+    }
+    expect(audit.body).toContain('oauth2.client.secret.rotate');
+  });
+
+  it('documents the client routes in OpenAPI', async () => {
+    const doc = json<{ paths: Record<string, unknown> }>(await h.inject({ url: '/api/v1/openapi.json' }));
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/api/v1/oauth2/clients', '/api/v1/oauth2/clients/{clientId}', '/api/v1/oauth2/clients/{clientId}/secret', '/api/v1/me/oauth2/clients']));
+  });
+
+  it('serves the consent page under the authorization endpoint only with the session cookie', async () => {
+    const client = await registerClient(h);
+    const { bearer } = await userWithToken(h, 'kim');
+    // An API token is no browser session: sign in first.
+    const res = await h.inject({ url: authorizeUrl({ response_type: 'code', client_id: client.clientId }), headers: { authorization: bearer } });
+    expect(res.statusCode).toBe(303);
+    expect(String(res.headers.location)).toMatch(/^\/applinks\/login\?next=/);
+    expect(AUTHORIZE).toBe('/rest/oauth2/latest/authorize');
+  });
+});
