@@ -36,7 +36,8 @@ const FORM_TYPE = /^application\/x-www-form-urlencoded\s*(;|$)/i;
 /** Builds an AuthRequest; `body` is consulted only for form bodies and only when asked. */
 export function createAuthRequest(init: {
   method: string;
-  url: string;
+  /** The URL, or how to build it: most requests never need it (only signatures cover it). */
+  url: string | (() => string);
   headers: IncomingHttpHeaders;
   remoteAddress: string;
   secure: boolean;
@@ -47,9 +48,12 @@ export function createAuthRequest(init: {
   let buffered: Buffer | undefined = Buffer.isBuffer(init.body) ? init.body : undefined;
   let parsed: URLSearchParams | undefined | null = init.body instanceof URLSearchParams ? init.body : null;
   const isForm = FORM_TYPE.test(String(init.headers['content-type'] ?? ''));
+  let url = typeof init.url === 'string' ? init.url : undefined;
   return {
     method: init.method.toUpperCase(),
-    url: init.url,
+    get url() {
+      return (url ??= (init.url as () => string)());
+    },
     headers: init.headers,
     remoteAddress: init.remoteAddress,
     secure: init.secure,

@@ -11,6 +11,11 @@ export interface AppErrorOptions {
   headers?: Record<string, string | string[]>;
   /** Extra public protocol parameters (e.g. oauth_acceptable_timestamps). */
   params?: Record<string, string>;
+  /**
+   * The protocol's own rendering of the response body, sent instead of JSON wherever the error
+   * surfaces (an OAuth 1.0a problem is form-encoded, as Jira sends it). Public: no secrets.
+   */
+  body?: { contentType: string; payload: string };
   cause?: unknown;
 }
 
@@ -22,6 +27,7 @@ export class AppError extends Error {
   readonly field: string | undefined;
   readonly headers: Record<string, string | string[]>;
   readonly params: Record<string, string>;
+  readonly body: { contentType: string; payload: string } | undefined;
 
   constructor(code: ErrorCode, options: AppErrorOptions = {}) {
     super(options.message ?? errorCatalog[code].description, { cause: options.cause });
@@ -32,6 +38,7 @@ export class AppError extends Error {
     this.field = options.field;
     this.headers = options.headers ?? {};
     this.params = options.params ?? {};
+    this.body = options.body;
   }
 
   /** The JSON body used by the admin API and the gateway. */

@@ -1,4 +1,5 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { FastifyInstance } from 'fastify';
 import { principalView } from '../auth/principal.js';
 import { createAuthRequest, streamBodySource } from '../auth/request.js';
 import { AppError } from '../errors/index.js';
@@ -6,7 +7,7 @@ import { withoutCookie } from '../modules/core/cookies.js';
 import type { Services } from '../services/index.js';
 import { SESSION_COOKIE } from '../services/sessions.js';
 import { CSRF_COOKIE } from '../server/csrf.js';
-import { logError, toAppError } from '../server/errors.js';
+import { toAppError } from '../server/errors.js';
 import { Forwarder, upstreamHeaders } from './forward.js';
 import { identityHeaders, isApplinksHeader } from './identity-headers.js';
 
@@ -17,42 +18,59 @@ export function ownedPrefixes(s: Services): string[] {
   return [...CORE_OWNED_PREFIXES, ...s.modules.flatMap((m) => m.ownedPrefixes ?? [])];
 }
 
+/** True when a path is in applinks' own namespace (so it is never forwarded to the host). */
+export function isOwnedPath(prefixes: readonly string[], path: string): boolean {
+  if (path === '/api/v1') return true;
+  for (const prefix of prefixes) if (path.startsWith(prefix)) return true;
+  return false;
+}
+
+export interface GatewayHandler {
+  /** Authenticates and forwards (or answers the principal); never throws, always answers. */
+  handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
+  close(): Promise<void>;
+}
+
 /**
- * The authenticating gateway: every path applinks does not serve itself is authenticated and
- * forwarded to the host with the identity headers, or, with no upstream configured, answered
- * with the principal as JSON. Registered last, in its own context, where bodies are not parsed
- * but streamed through.
+ * The authenticating gateway as a plain `node:http` handler: every path applinks does not serve
+ * itself is authenticated and forwarded to the host with the identity headers, or, with no
+ * upstream configured, answered with the principal as JSON. The listening server hands such
+ * requests here directly, without the framework; `gateway()` below routes `inject()` here too.
  */
-export async function gateway(app: FastifyInstance, s: Services): Promise<void> {
+export function createGatewayHandler(s: Services): GatewayHandler {
   const owned = ownedPrefixes(s);
   const forwarder = s.config.upstreamUrl ? new Forwarder(s.config.upstreamUrl, s.config.upstreamTimeoutMs) : undefined;
-  if (forwarder) app.addHook('onClose', async () => forwarder.close());
+  const accessLog = s.config.accessLog;
 
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
-
-  const handler = async (request: FastifyRequest, reply: FastifyReply) => {
-    const raw = request.raw;
-    const path = raw.url ?? '/';
-    if (path === '/api/v1' || owned.some((p) => path.startsWith(p))) throw new AppError('not_found');
+  async function respond(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = req.url ?? '/';
+    const q = path.indexOf('?');
+    if (isOwnedPath(owned, q < 0 ? path : path.slice(0, q))) throw new AppError('not_found');
     const authRequest = createAuthRequest({
-      method: request.method,
-      url: s.edge.publicUrl(raw),
-      headers: request.headers,
-      remoteAddress: request.ip,
-      secure: s.edge.secure(raw),
+      method: req.method ?? 'GET',
+      url: () => s.edge.publicUrl(req),
+      headers: req.headers,
+      remoteAddress: s.edge.clientAddress(req),
+      secure: s.edge.secure(req),
       connection: 'gateway',
-      body: streamBodySource(raw),
+      body: streamBodySource(req),
       formLimit: s.config.bodyLimit,
     });
     const principal = await s.pipeline.authenticateForHost(authRequest);
-    if (!forwarder) return reply.header('cache-control', 'no-store').send(principalView(principal));
-
-    const incoming = request.headers;
+    if (!forwarder) {
+      const body = JSON.stringify(principalView(principal));
+      res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+      res.end(body);
+      return;
+    }
+    const incoming = req.headers;
     const add = await identityHeaders(principal, s.assertions);
-    add['x-forwarded-for'] = forwardedFor(s, request);
+    const peer = req.socket.remoteAddress ?? '';
+    const trusted = s.edge.fromTrustedProxy(req);
+    const prior = incoming['x-forwarded-for'];
+    add['x-forwarded-for'] = prior && trusted ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${peer}` : peer;
     add['x-forwarded-proto'] = authRequest.secure ? 'https' : 'http';
-    if (incoming.host) add['x-forwarded-host'] = s.edge.fromTrustedProxy(raw) ? String(incoming['x-forwarded-host'] ?? incoming.host) : incoming.host;
+    if (incoming.host) add['x-forwarded-host'] = trusted ? String(incoming['x-forwarded-host'] ?? incoming.host) : incoming.host;
     if (incoming.cookie) {
       const cookie = withoutCookie(withoutCookie(incoming.cookie, SESSION_COOKIE) ?? '', CSRF_COOKIE);
       if (cookie) add.cookie = cookie;
@@ -63,26 +81,45 @@ export async function gateway(app: FastifyInstance, s: Services): Promise<void> 
       (name) => isApplinksHeader(name) || name === 'cookie' || name === 'x-forwarded-for' || (consumedAuthorization && name === 'authorization'),
       add,
     );
-    const buffered = authRequest.bufferedBody();
-    reply.hijack();
-    try {
-      await forwarder.forward(raw, reply.raw, { headers, body: buffered ?? raw });
-    } catch (error) {
-      const appError = toAppError(error);
-      logError(request, appError);
-      if (!reply.raw.headersSent) {
-        reply.raw.writeHead(appError.status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
-        reply.raw.end(JSON.stringify(appError.toJSON()));
-      } else reply.raw.destroy();
-    }
+    await forwarder.forward(req, res, { headers, body: authRequest.bufferedBody() ?? req });
+  }
+
+  return {
+    async handle(req, res) {
+      const started = accessLog ? performance.now() : 0;
+      try {
+        await respond(req, res);
+      } catch (error) {
+        const e = toAppError(error);
+        if (e.status >= 500) s.logger.error({ err: e.cause ?? e, code: e.code, req }, e.detail ?? e.message);
+        else s.logger.debug({ code: e.code, detail: e.detail, req }, 'request refused');
+        if (res.headersSent) {
+          res.destroy();
+          return;
+        }
+        const body = e.body ? e.body.payload : JSON.stringify(e.toJSON());
+        res.writeHead(e.status, { ...e.headers, 'content-type': e.body?.contentType ?? 'application/json; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      } finally {
+        if (accessLog) s.logger.info({ req, res: { statusCode: res.statusCode }, responseTime: performance.now() - started }, 'gateway request');
+      }
+    },
+    close: async () => forwarder?.close(),
   };
-  app.all('/*', handler);
-  app.all('/', handler);
 }
 
-function forwardedFor(s: Services, request: FastifyRequest): string {
-  const peer = request.raw.socket.remoteAddress ?? '';
-  const prior = request.headers['x-forwarded-for'];
-  if (prior && s.edge.fromTrustedProxy(request.raw)) return `${Array.isArray(prior) ? prior.join(', ') : prior}, ${peer}`;
-  return peer;
+/**
+ * The same gateway behind a framework route: the listening server bypasses it for speed, but
+ * `inject()` (tests, embedding) goes through the router, so every other path lands here.
+ * Registered last, in its own context, where bodies are not parsed but streamed through.
+ */
+export async function gateway(app: FastifyInstance, handler: GatewayHandler): Promise<void> {
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
+  const route = async (request: { raw: IncomingMessage }, reply: { hijack(): void; raw: ServerResponse }) => {
+    reply.hijack();
+    await handler.handle(request.raw, reply.raw);
+  };
+  app.all('/*', { config: { gateway: true } }, route);
+  app.all('/', { config: { gateway: true } }, route);
 }

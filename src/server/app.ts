@@ -2,7 +2,9 @@ import formbody from '@fastify/formbody';
 import swagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { forwardAuth } from '../gateway/forward-auth.js';
-import { gateway } from '../gateway/gateway.js';
+import http, { type IncomingMessage } from 'node:http';
+import FindMyWay, { type HTTPMethod } from 'find-my-way';
+import { createGatewayHandler, gateway, isOwnedPath, ownedPrefixes } from '../gateway/gateway.js';
 import { APPLINKS_VERSION } from '../services/identity.js';
 import type { Services } from '../services/index.js';
 import { jsonErrorHandler, logError, toAppError } from './errors.js';
@@ -31,7 +33,24 @@ function htmlErrorHandler(s: Services) {
  * protocol module's routes), then the gateway for every other path.
  */
 export async function buildApp(s: Services): Promise<FastifyInstance> {
+  const gatewayHandler = createGatewayHandler(s);
+  // Every route applinks serves itself, as the router registers it. A listening server hands a
+  // request that matches none of them straight to the gateway handler: the hot path of a
+  // gateway in front of a host should not pay for a framework it does not use.
+  const own = FindMyWay({ ignoreTrailingSlash: false, maxParamLength: 500 });
+  const owned = ownedPrefixes(s);
+  const isOwn = (req: IncomingMessage) => {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    return isOwnedPath(owned, path) || own.find((req.method ?? 'GET') as HTTPMethod, path) !== null;
+  };
   const app = Fastify({
+    serverFactory: (fastifyHandler) =>
+      http.createServer((req, res) => {
+        if (isOwn(req)) fastifyHandler(req, res);
+        else void gatewayHandler.handle(req, res);
+      }),
     loggerInstance: s.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: !s.config.accessLog }),
     childLoggerFactory: (logger, bindings, options) => lazyChildLogger(logger as Logger, bindings, options as Record<string, unknown>) as FastifyBaseLogger,
@@ -41,6 +60,13 @@ export async function buildApp(s: Services): Promise<FastifyInstance> {
     return503OnClosing: true,
     routerOptions: { maxParamLength: 500 },
   });
+  app.addHook('onRoute', (route) => {
+    if ((route.config as { gateway?: boolean } | undefined)?.gateway) return;
+    for (const method of Array.isArray(route.method) ? route.method : [route.method]) {
+      if (!own.hasRoute(method as HTTPMethod, route.url)) own.on(method as HTTPMethod, route.url, () => undefined);
+    }
+  });
+  app.addHook('onClose', async () => gatewayHandler.close());
   app.setValidatorCompiler(validatorCompiler);
   app.setErrorHandler(jsonErrorHandler);
 
@@ -80,6 +106,6 @@ export async function buildApp(s: Services): Promise<FastifyInstance> {
     }
   });
 
-  await app.register(async (proxy) => gateway(proxy, s));
+  await app.register(async (proxy) => gateway(proxy, gatewayHandler));
   return app as unknown as FastifyInstance;
 }

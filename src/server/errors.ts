@@ -58,7 +58,10 @@ export function logError(request: FastifyRequest, error: AppError): void {
 
 /** The JSON rendering used by the admin API, forward-auth and the gateway. */
 export function sendJsonError(reply: FastifyReply, error: AppError): FastifyReply {
-  return reply.code(error.status).headers(error.headers).header('cache-control', 'no-store').send(error.toJSON());
+  reply.code(error.status).headers(error.headers).header('cache-control', 'no-store');
+  // A protocol error that carries its own rendering (an OAuth 1.0a problem) keeps it.
+  if (error.body) return reply.type(error.body.contentType).send(error.body.payload);
+  return reply.send(error.toJSON());
 }
 
 /** The default error handler: catalog errors as JSON. Protocol plugins install their own renderings. */
