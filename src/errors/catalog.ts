@@ -47,6 +47,20 @@ export const errorCatalog = {
   oauth2_access_denied: { status: 403, description: 'The user denied the application access.', oauth2: 'access_denied' },
   oauth2_invalid_token: { status: 401, description: 'The access token is unknown, expired or revoked.', oauth2: 'invalid_token' },
   oauth2_insufficient_scope: { status: 403, description: 'The access token is not granted the scope this request needs (READ allows only GET, HEAD and OPTIONS).', oauth2: 'insufficient_scope' },
+  // --- OAuth 1.0a provider (PROTOCOLS.md §1.4: net.oauth's problem codes and statuses)
+  oauth1_version_rejected: { status: 400, description: 'oauth_version is not 1.0 (`oauth_acceptable_versions` says which is).', oauth1: 'version_rejected' },
+  oauth1_parameter_absent: { status: 400, description: 'A required OAuth parameter is missing (`oauth_parameters_absent` names it).', oauth1: 'parameter_absent' },
+  oauth1_parameter_rejected: { status: 400, description: 'An OAuth parameter is repeated, malformed or not acceptable (`oauth_parameters_rejected` names it).', oauth1: 'parameter_rejected' },
+  oauth1_timestamp_refused: { status: 400, description: 'oauth_timestamp is outside the accepted window around server time (`oauth_acceptable_timestamps`).', oauth1: 'timestamp_refused' },
+  oauth1_signature_method_rejected: { status: 400, description: 'The signature method is unknown or not allowed for this consumer (RSA consumers sign with RSA-SHA1; PLAINTEXT only over https).', oauth1: 'signature_method_rejected' },
+  oauth1_nonce_used: { status: 401, description: 'This nonce was already used by this consumer within the timestamp window: the request is a replay.', oauth1: 'nonce_used' },
+  oauth1_signature_invalid: { status: 401, description: 'The signature does not match the request.', oauth1: 'signature_invalid' },
+  oauth1_consumer_key_unknown: { status: 401, description: 'No application link has this consumer key.', oauth1: 'consumer_key_unknown' },
+  oauth1_token_rejected: { status: 401, description: 'The token is unknown, of the wrong kind, or issued to another consumer.', oauth1: 'token_rejected' },
+  oauth1_token_expired: { status: 401, description: 'The token has expired.', oauth1: 'token_expired' },
+  oauth1_token_revoked: { status: 401, description: 'The token was revoked (by the user, an administrator, a newer authorization or a disabled user).', oauth1: 'token_revoked' },
+  oauth1_permission_unknown: { status: 401, description: 'The user has not yet approved or denied this request token.', oauth1: 'permission_unknown' },
+  oauth1_permission_denied: { status: 401, description: 'The user denied access, or the consumer may not use this kind of OAuth (3-legged, 2-legged, impersonation).', oauth1: 'permission_denied' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorCatalog;

@@ -1,0 +1,160 @@
+import { createHmac, createPrivateKey, createPublicKey, sign as rsaSign, timingSafeEqual, verify as rsaVerify, type KeyObject } from 'node:crypto';
+import { percentEncode } from './encoding.js';
+
+/** The signature methods applinks knows (RFC 5849 §3.4, plus the SHA-256 variants). */
+export const SIGNATURE_METHODS = ['RSA-SHA1', 'RSA-SHA256', 'HMAC-SHA1', 'HMAC-SHA256', 'PLAINTEXT'] as const;
+export type SignatureMethod = (typeof SIGNATURE_METHODS)[number];
+
+export function isSignatureMethod(value: string): value is SignatureMethod {
+  return (SIGNATURE_METHODS as readonly string[]).includes(value);
+}
+
+export const isRsaMethod = (m: SignatureMethod) => m === 'RSA-SHA1' || m === 'RSA-SHA256';
+
+/**
+ * RFC 5849 §3.4.1.2: the base string URI, scheme and host lower-cased, the default port (80 for
+ * http, 443 for https) dropped, the path as sent, no query or fragment. `http://EXAMPLE.COM:80/r%20v/X?id=123`
+ * gives `http://example.com/r%20v/X`. Throws for a URL that is not absolute http(s).
+ */
+export function baseStringUri(url: string): string {
+  const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)([^?#]*)/.exec(url);
+  if (!m) throw new TypeError('not an absolute URL');
+  const scheme = m[1]!.toLowerCase();
+  if (scheme !== 'http' && scheme !== 'https') throw new TypeError('not an http(s) URL');
+  let authority = m[2]!.toLowerCase();
+  const at = authority.lastIndexOf('@');
+  if (at >= 0) authority = authority.slice(at + 1);
+  const defaultPort = scheme === 'http' ? ':80' : ':443';
+  if (authority.endsWith(defaultPort)) authority = authority.slice(0, -defaultPort.length);
+  const path = m[3] || '/';
+  return `${scheme}://${authority}${path}`;
+}
+
+/**
+ * RFC 5849 §3.4.1.3.2: names and values encoded, sorted by name then value (byte order of the
+ * encoded forms, duplicates kept), joined as `name=value` with `&`. `oauth_signature` is left out.
+ */
+export function normalizeParameters(pairs: Iterable<readonly [string, string]>): string {
+  const encoded: string[] = [];
+  for (const [name, value] of pairs) {
+    if (name === 'oauth_signature') continue;
+    encoded.push(`${percentEncode(name)}=${percentEncode(value)}`);
+  }
+  // By encoded name, then encoded value (sorting the joined strings would put "a=" after "a-b=").
+  // Encoded forms are ASCII, so string order is byte order.
+  encoded.sort(compareEncodedPairs);
+  return encoded.join('&');
+}
+
+function compareEncodedPairs(a: string, b: string): number {
+  const ea = a.indexOf('=');
+  const eb = b.indexOf('=');
+  const na = a.slice(0, ea);
+  const nb = b.slice(0, eb);
+  if (na !== nb) return na < nb ? -1 : 1;
+  const va = a.slice(ea + 1);
+  const vb = b.slice(eb + 1);
+  return va < vb ? -1 : va > vb ? 1 : 0;
+}
+
+/** RFC 5849 §3.4.1.1: `METHOD&encoded base string URI&encoded normalized parameters`. */
+export function signatureBaseString(method: string, url: string, pairs: Iterable<readonly [string, string]>): string {
+  return `${percentEncode(method.toUpperCase())}&${percentEncode(baseStringUri(url))}&${percentEncode(normalizeParameters(pairs))}`;
+}
+
+/** The key material of one signature: shared secrets for HMAC and PLAINTEXT, an RSA key for RSA. */
+export interface SigningSecrets {
+  consumerSecret?: string;
+  tokenSecret?: string;
+  /** The consumer's RSA private key (signing) or public key (verifying). */
+  rsaKey?: KeyObject;
+}
+
+/** RFC 5849 §3.4.2 and §3.4.4: `encode(consumer secret)&encode(token secret)`, the `&` always present. */
+export function hmacKey(consumerSecret: string, tokenSecret: string | undefined): string {
+  return `${percentEncode(consumerSecret)}&${percentEncode(tokenSecret ?? '')}`;
+}
+
+/** Signs a base string; answers the `oauth_signature` value (base64, not yet percent-encoded). */
+export function signBaseString(method: SignatureMethod, baseString: string, secrets: SigningSecrets): string {
+  switch (method) {
+    case 'HMAC-SHA1':
+    case 'HMAC-SHA256':
+      return createHmac(method === 'HMAC-SHA1' ? 'sha1' : 'sha256', hmacKey(secrets.consumerSecret ?? '', secrets.tokenSecret))
+        .update(baseString, 'utf8')
+        .digest('base64');
+    case 'PLAINTEXT':
+      return hmacKey(secrets.consumerSecret ?? '', secrets.tokenSecret);
+    case 'RSA-SHA1':
+    case 'RSA-SHA256':
+      if (!secrets.rsaKey) throw new TypeError('RSA signing needs a private key');
+      return rsaSign(method === 'RSA-SHA1' ? 'sha1' : 'sha256', Buffer.from(baseString, 'utf8'), secrets.rsaKey).toString('base64');
+  }
+}
+
+/**
+ * Checks `oauth_signature` against a base string, in constant time for the shared-secret
+ * methods. RSA (RFC 5849 §3.4.3): RSASSA-PKCS1-v1_5 verification with the consumer's public key.
+ */
+export function verifySignature(method: SignatureMethod, baseString: string, signature: string, secrets: SigningSecrets): boolean {
+  if (isRsaMethod(method)) {
+    if (!secrets.rsaKey) return false;
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(signature)) return false;
+    return rsaVerify(method === 'RSA-SHA1' ? 'sha1' : 'sha256', Buffer.from(baseString, 'utf8'), secrets.rsaKey, Buffer.from(signature, 'base64'));
+  }
+  const expected = Buffer.from(signBaseString(method, baseString, secrets), 'utf8');
+  const given = Buffer.from(signature, 'utf8');
+  if (expected.length !== given.length) {
+    timingSafeEqual(expected, expected);
+    return false;
+  }
+  return timingSafeEqual(expected, given);
+}
+
+/** An RSA public key a consumer registered, parsed and measured. */
+export interface ConsumerPublicKey {
+  key: KeyObject;
+  bits: number;
+  /** The SubjectPublicKeyInfo as PEM, the form we store and show. */
+  pem: string;
+}
+
+/**
+ * Reads an RSA public key in the forms administrators paste: PEM `PUBLIC KEY` (X.509
+ * SubjectPublicKeyInfo), PEM `RSA PUBLIC KEY` (PKCS#1), a PEM certificate, or the bare base64
+ * of a SubjectPublicKeyInfo (what Atlassian's consumer-info and many guides show). Throws a
+ * TypeError saying why it is not one.
+ */
+export function parseRsaPublicKey(text: string): ConsumerPublicKey {
+  const trimmed = text.trim();
+  let key: KeyObject;
+  try {
+    if (/-----BEGIN CERTIFICATE-----/.test(trimmed)) {
+      key = createPublicKey(trimmed);
+    } else if (/-----BEGIN (RSA )?PUBLIC KEY-----/.test(trimmed)) {
+      key = createPublicKey({ key: trimmed, format: 'pem' });
+    } else if (/-----BEGIN/.test(trimmed)) {
+      throw new TypeError('not a public key (is it a private key?)');
+    } else {
+      const der = Buffer.from(trimmed.replace(/\s+/g, ''), 'base64');
+      if (der.length === 0 || !/^[A-Za-z0-9+/=\s]+$/.test(trimmed)) throw new TypeError('not PEM or base64');
+      key = createPublicKey({ key: der, format: 'der', type: 'spki' });
+    }
+  } catch (error) {
+    if (error instanceof TypeError && !('code' in error)) throw error;
+    throw new TypeError('the key does not parse as an RSA public key');
+  }
+  if (key.asymmetricKeyType !== 'rsa') throw new TypeError(`the key is ${key.asymmetricKeyType ?? 'not RSA'}, not RSA`);
+  const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+  return { key, bits, pem: key.export({ format: 'pem', type: 'spki' }).toString() };
+}
+
+/** The bare base64 of a key's SubjectPublicKeyInfo (the consumer-info `<publicKey>` form). */
+export function publicKeyBase64(key: KeyObject): string {
+  return (key.type === 'private' ? createPublicKey(key) : key).export({ format: 'der', type: 'spki' }).toString('base64');
+}
+
+/** A private key from PEM (our own consumer key, opened from its sealed form). */
+export function privateKeyFromPem(pem: string): KeyObject {
+  return createPrivateKey(pem);
+}
