@@ -40,6 +40,11 @@ export interface AuthTypeDescriptor {
   readonly impersonating: boolean;
   /** Accepted from users' own credentials without any link configuration (Basic, API tokens). */
   readonly userCredential?: boolean;
+  /**
+   * Configured as part of another type's incoming configuration (2-legged OAuth is a switch of
+   * the `oauth1` consumer): the type is still announced as inbound in the manifest.
+   */
+  readonly incomingVia?: string;
   readonly incoming?: LinkAuthSpec;
   readonly outgoing?: LinkAuthSpec & { readonly signer?: OutgoingSigner };
 }

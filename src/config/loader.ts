@@ -91,8 +91,12 @@ export function loadConfig(options: LoadOptions = {}): Config {
   for (const key of config.masterKey ?? []) {
     if (Buffer.from(key, 'base64').length !== 32) problems.push('APPLINKS_MASTER_KEY: each key must be 32 bytes in base64');
   }
+  const oauth1SessionTtlSeconds = config.oauth1SessionTtlSeconds ?? config.oauth1AccessTokenTtlSeconds + 2_592_000;
+  if (oauth1SessionTtlSeconds < config.oauth1AccessTokenTtlSeconds) {
+    problems.push(`${raw.get('oauth1SessionTtlSeconds')?.where ?? 'APPLINKS_OAUTH1_SESSION_TTL_SECONDS'}: must not be shorter than APPLINKS_OAUTH1_ACCESS_TOKEN_TTL_SECONDS (${config.oauth1AccessTokenTtlSeconds})`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
-  return { ...config, dataDir, baseUrl, baseUrlExplicit, databaseUrl };
+  return { ...config, dataDir, baseUrl, baseUrlExplicit, databaseUrl, oauth1SessionTtlSeconds };
 }
 
 function entries(): Array<[ConfigKeyName, ConfigKey]> {

@@ -242,6 +242,44 @@ export const configSchema = {
     description:
       'Accept plain `http` redirect URIs that are not loopback addresses. For development only: codes then travel unencrypted. Loopback redirects (`http://127.0.0.1`, `http://[::1]`) are always accepted.',
   },
+  // --- OAuth 1.0a provider and consumer (issue 3)
+  oauth1TimestampWindowSeconds: {
+    env: 'APPLINKS_OAUTH1_TIMESTAMP_WINDOW_SECONDS',
+    type: { kind: 'integer', min: 30, max: 3600 },
+    default: 300,
+    description: 'How far `oauth_timestamp` may be from server time (Jira: 300). Nonces are remembered for as long, across restarts and instances.',
+  },
+  oauth1RequestTokenTtlSeconds: {
+    env: 'APPLINKS_OAUTH1_REQUEST_TOKEN_TTL_SECONDS',
+    type: { kind: 'integer', min: 60, max: 3600 },
+    default: 600,
+    description: 'Lifetime of an OAuth 1.0a request token (Jira: 10 minutes). Request tokens are single use.',
+  },
+  oauth1AccessTokenTtlSeconds: {
+    env: 'APPLINKS_OAUTH1_ACCESS_TOKEN_TTL_SECONDS',
+    type: { kind: 'integer', min: 3600, max: 315_360_000 },
+    default: 157_680_000,
+    description: 'Lifetime of an OAuth 1.0a access token (Jira: 5 × 365 days), sent as `oauth_expires_in`.',
+  },
+  oauth1SessionTtlSeconds: {
+    env: 'APPLINKS_OAUTH1_SESSION_TTL_SECONDS',
+    type: { kind: 'integer', min: 3600, max: 630_720_000 },
+    default: undefined,
+    defaultText: 'the access-token lifetime + 30 days',
+    description: 'How long an authorization may be renewed with `oauth_session_handle` (`oauth_authorization_expires_in`); at least the access-token lifetime.',
+  },
+  oauth1DebugSignatures: {
+    env: 'APPLINKS_OAUTH1_DEBUG_SIGNATURES',
+    type: { kind: 'boolean' },
+    default: false,
+    description: 'Send the server\'s signature base string back with `signature_invalid` (as Jira does), to debug a client. Off: it tells a prober what was signed.',
+  },
+  oauth1DangerouslyAllowOAuth10: {
+    env: 'APPLINKS_OAUTH1_DANGEROUSLY_ALLOW_OAUTH10',
+    type: { kind: 'boolean' },
+    default: false,
+    description: 'Accept OAuth 1.0 request tokens (no `oauth_callback`, no verifier), as Jira does. Off: 1.0 is open to session fixation, so `oauth_callback` is required (1.0a).',
+  },
 } as const satisfies Record<string, ConfigKey>;
 
 export type ConfigKeyName = keyof typeof configSchema;
@@ -284,4 +322,12 @@ export interface Config {
   oauth2DeveloperMaxApps: number;
   oauth2DeveloperMaxScope: 'READ' | 'WRITE' | 'ADMIN' | 'SYSTEM_ADMIN';
   oauth2DangerouslyAllowHttpRedirects: boolean;
+  // --- OAuth 1.0a
+  oauth1TimestampWindowSeconds: number;
+  oauth1RequestTokenTtlSeconds: number;
+  oauth1AccessTokenTtlSeconds: number;
+  /** Resolved at load: never below the access-token lifetime. */
+  oauth1SessionTtlSeconds: number;
+  oauth1DebugSignatures: boolean;
+  oauth1DangerouslyAllowOAuth10: boolean;
 }

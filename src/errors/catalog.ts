@@ -19,6 +19,7 @@ export const errorCatalog = {
   payload_too_large: { status: 413, description: 'The request body is larger than the configured limit.' },
   unsupported_media_type: { status: 415, description: 'The request body has a content type this endpoint does not read.' },
   not_found: { status: 404, description: 'No such resource.' },
+  method_not_allowed: { status: 405, description: 'This endpoint does not take this HTTP method; `Allow` says which it takes.' },
   conflict: { status: 409, description: 'A resource with the same unique name already exists.' },
   // --- authentication and authorization
   unauthenticated: { status: 401, description: 'This resource needs authentication and none was given.', oauth2: 'invalid_token' },

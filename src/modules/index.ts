@@ -1,5 +1,6 @@
 import type { ProtocolModule } from '../auth/registry.js';
 import { coreModule } from './core/index.js';
+import { oauth1Module } from './oauth1/index.js';
 import { oauth2Module } from './oauth2/index.js';
 
 /**
@@ -7,4 +8,4 @@ import { oauth2Module } from './oauth2/index.js';
  * authenticators (placed in the pipeline by `order`) and its endpoints; adding a protocol is a
  * folder under src/modules and one line here.
  */
-export const modules: readonly ProtocolModule[] = [coreModule, oauth2Module];
+export const modules: readonly ProtocolModule[] = [coreModule, oauth1Module, oauth2Module];

@@ -46,7 +46,8 @@ export class OutgoingClient {
     const url = resolveOnOrigin(link.url, call.url);
     const asUser = await this.userOf(call.asUser);
     const request: OutgoingRequest = { method: (call.method ?? 'GET').toUpperCase(), url, headers: { ...(call.headers ?? {}) }, ...(call.body !== undefined ? { body: call.body } : {}) };
-    const signed = await signer.sign(request, { link, config: auth.config, secrets: this.s.links.openSecrets(auth), asUser, services: this.s });
+    const context = { link, config: auth.config, secrets: this.s.links.openSecrets(auth), asUser, services: this.s };
+    const signed = await signer.sign(request, context);
     if (signed.kind === 'authorization-required') return { ...signed, authType: descriptor.id };
     const res = await undiciRequest(signed.request.url, {
       method: signed.request.method as 'GET',
@@ -56,6 +57,10 @@ export class OutgoingClient {
       bodyTimeout: call.timeoutMs ?? 30_000,
     });
     const body = Buffer.from(await res.body.arrayBuffer());
+    if (res.statusCode === 401 && signer.rejected) {
+      const again = await signer.rejected({ status: res.statusCode, headers: res.headers, body }, context);
+      if (again) return { ...again, authType: descriptor.id };
+    }
     return { kind: 'response', authType: descriptor.id, status: res.statusCode, headers: res.headers, body };
   }
 

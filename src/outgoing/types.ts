@@ -27,7 +27,20 @@ export type SignResult =
   /** The user must first authorize this application at the remote (e.g. the OAuth 1.0a dance). */
   | { kind: 'authorization-required'; authorizationUrl: string; message: string };
 
+/** What the remote answered, for a signer that learns from it. */
+export interface OutgoingResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
 /** Signs requests for one outgoing authentication type. */
 export interface OutgoingSigner {
   sign(request: OutgoingRequest, context: SignContext): Promise<SignResult>;
+  /**
+   * Called with a 401 answer: a signer whose stored credential the remote no longer accepts (a
+   * revoked OAuth token) forgets it and answers that the user must authorize again; undefined
+   * lets the response through as it is.
+   */
+  rejected?(response: OutgoingResponse, context: SignContext): Promise<Extract<SignResult, { kind: 'authorization-required' }> | undefined>;
 }

@@ -36,7 +36,7 @@ export class InstallationIdentity {
     const names = (direction: 'incoming' | 'outgoing') =>
       this.registry
         .all()
-        .filter((t) => t.atlassianType && (direction === 'incoming' ? t.incoming !== undefined || t.userCredential === true : t.outgoing !== undefined))
+        .filter((t) => t.atlassianType && (direction === 'incoming' ? t.incoming !== undefined || t.userCredential === true || t.incomingVia !== undefined : t.outgoing !== undefined))
         .map((t) => t.atlassianType!);
     return {
       id: this.applicationId,

@@ -36,6 +36,7 @@ export function toPrincipalUser(u: UserRecord): PrincipalUser {
  */
 export class UserService {
   private readonly cache: TtlCache<UserRecord>;
+  private readonly byName: TtlCache<UserRecord | null>;
 
   constructor(
     private readonly store: Store,
@@ -45,6 +46,7 @@ export class UserService {
     private readonly cacheTtlMs: number,
   ) {
     this.cache = revocations.register(new TtlCache<UserRecord>(10_000, () => clock.now()));
+    this.byName = revocations.register(new TtlCache<UserRecord | null>(10_000, () => clock.now()));
   }
 
   /** The user, from a cache that lives APPLINKS_AUTH_CACHE_TTL_MS: the hot path of every request. */
@@ -53,6 +55,19 @@ export class UserService {
     if (hit) return hit;
     const user = await this.store.users.findById(id);
     if (user) this.cache.set(id, user, this.cacheTtlMs, [`user:${id}`]);
+    return user;
+  }
+
+  /**
+   * The user by username, cached like `cached` (for protocols that name users: 2-legged OAuth's
+   * "execute as", impersonation). An unknown name is remembered as unknown for the same short time.
+   */
+  async cachedByUsername(username: string): Promise<UserRecord | undefined> {
+    const key = username.toLowerCase();
+    const hit = this.byName.get(key);
+    if (hit !== undefined) return hit ?? undefined;
+    const user = await this.store.users.findByUsername(username);
+    this.byName.set(key, user ?? null, this.cacheTtlMs, user ? [`user:${user.id}`] : []);
     return user;
   }
 
@@ -75,7 +90,7 @@ export class UserService {
     const passwordHash = input.password ? await hashPassword(checkPassword(input.password)) : null;
     const now = this.clock.now();
     try {
-      return await this.store.transaction(async (repos) => {
+      const created = await this.store.transaction(async (repos) => {
         const user = await repos.users.create({
           id: randomUUID(),
           username: input.username,
@@ -90,6 +105,9 @@ export class UserService {
         await this.audit.record(actor, { action: 'user.create', target: { type: 'user', id: user.id, name: user.username }, details: { admin: user.isAdmin } }, repos);
         return user;
       });
+      // The name may be cached as unknown on this instance.
+      this.byName.delete(created.username.toLowerCase());
+      return created;
     } catch (error) {
       if (error instanceof UniqueViolation) throw new AppError('conflict', { message: `A user named "${input.username}" already exists.`, field: 'username' });
       throw error;

@@ -1,6 +1,7 @@
 import type { Migration } from 'kysely';
 import * as m0001 from './0001-core.js';
 import * as m0003 from './0003-oauth2.js';
+import * as m0004 from './0004-oauth1.js';
 
 /**
  * The one migration set, applied in order at start for both dialects. Add a file and one line;
@@ -9,4 +10,5 @@ import * as m0003 from './0003-oauth2.js';
 export const migrations: Record<string, Migration> = {
   '0001-core': m0001,
   '0003-oauth2': m0003,
+  '0004-oauth1': m0004,
 };

@@ -1,0 +1,58 @@
+import type { Authenticator } from '../../auth/registry.js';
+import type { AuthRequest } from '../../auth/request.js';
+import { collectParameters, isOAuthAuthorization, MalformedOAuth, queryOf } from '../../protocols/oauth1/parameters.js';
+import { oauthChallenge } from '../../protocols/oauth1/problems.js';
+import type { Services } from '../../services/index.js';
+import { OAUTH1_TYPE } from './consumers.js';
+import type { OAuth1Provider } from './provider.js';
+
+const FORM_TYPE = /^application\/x-www-form-urlencoded\s*(;|$)/i;
+const SIGNED_QUERY = /[?&]oauth_signature=/;
+
+/**
+ * OAuth 1.0a on every door (gateway, forward-auth, library, applinks' own API). Claims a request
+ * that carries OAuth credentials in any transport RFC 5849 §3.5 allows: `Authorization: OAuth`,
+ * `oauth_signature` in the query, or in a form-encoded body. A claimed request is authenticated
+ * or refused with its problem, never passed on as anonymous.
+ *
+ * The body is read for the form transport only when nothing else carries credentials, the body
+ * is declared form-encoded with a Content-Length within APPLINKS_BODY_LIMIT: a host's large or
+ * streamed uploads are never buffered.
+ */
+export function oauth1Authenticator(s: Services, provider: OAuth1Provider): Authenticator {
+  return {
+    id: OAUTH1_TYPE,
+    async authenticate(req: AuthRequest) {
+      const authorization = req.headers.authorization;
+      const inHeader = isOAuthAuthorization(authorization);
+      if (!inHeader && authorization !== undefined) return undefined;
+      let form: URLSearchParams | undefined;
+      const url = req.url;
+      const inQuery = !inHeader && SIGNED_QUERY.test(url);
+      if (!inHeader && !inQuery) {
+        if (!mayCarryForm(req, s.config.bodyLimit)) return undefined;
+        form = await req.form();
+        if (!form?.has('oauth_signature')) return undefined;
+      } else if (mayCarryForm(req, s.config.bodyLimit)) {
+        // Body parameters are signed too (RFC 5849 §3.4.1.3.1), whatever carries the protocol ones.
+        form = await req.form();
+      }
+      let message;
+      try {
+        message = collectParameters({ authorization, query: queryOf(url), form });
+      } catch (error) {
+        if (!(error instanceof MalformedOAuth)) throw error;
+        throw provider.problem('oauth1_parameter_rejected', { advice: `The OAuth parameters cannot be read: ${error.message}.` });
+      }
+      return provider.authenticate({ method: req.method, url, secure: req.secure }, message, req.connection);
+    },
+    challenge: () => oauthChallenge(provider.realm),
+  };
+}
+
+function mayCarryForm(req: AuthRequest, limit: number): boolean {
+  if (req.method === 'GET' || req.method === 'HEAD') return false;
+  if (!FORM_TYPE.test(String(req.headers['content-type'] ?? ''))) return false;
+  const declared = Number(req.headers['content-length']);
+  return Number.isFinite(declared) && declared <= limit;
+}

@@ -1,0 +1,312 @@
+import { createPublicKey, randomInt, type KeyObject } from 'node:crypto';
+import { request as undiciRequest } from 'undici';
+import type { PrincipalUser } from '../../auth/principal.js';
+import { constantTimeEqual } from '../../crypto/tokens.js';
+import { AppError } from '../../errors/index.js';
+import { authorizationHeader, parseTokenResponse, problemOf } from '../../protocols/oauth1/client.js';
+import type { SignatureMethod, SigningSecrets } from '../../protocols/oauth1/signature.js';
+import type { OutgoingRequest, OutgoingSigner, SignContext, SignResult } from '../../outgoing/types.js';
+import type { Actor } from '../../services/audit.js';
+import type { Services } from '../../services/index.js';
+import type { LinkRecord } from '../../storage/repositories/links.js';
+import { OAUTH1_2LOI_TYPE, OAUTH1_TYPE, type OutgoingThreeLeggedConfig } from './consumers.js';
+import { OAuth1Repository, type OutgoingTokenRecord } from './repository.js';
+import { sealContexts } from './tables.js';
+
+export const CONSUMER_KEY_PURPOSE = 'oauth1-consumer';
+export const DANCE_START_PATH = '/plugins/servlet/applinks/oauth/login-dance/authorize';
+export const DANCE_CALLBACK_PATH = '/plugins/servlet/applinks/oauth/login-dance/access';
+/** How long a dance may take between our request token and the user's return. */
+const DANCE_TTL_MS = 15 * 60_000;
+/** Problems that mean the remote no longer honours the token we hold for a user. */
+const DEAD_TOKEN = new Set(['token_rejected', 'token_revoked', 'token_expired', 'permission_denied', 'permission_unknown']);
+
+/** Who applinks is as an OAuth 1.0a consumer: what a remote administrator registers. */
+export interface ConsumerIdentity {
+  key: string;
+  name: string;
+  description: string;
+  /** The bare base64 of the SubjectPublicKeyInfo, as Atlassian's consumer-info shows it. */
+  publicKey: string;
+  publicKeyPem: string;
+  callbackUrl: string;
+}
+
+const xml = (s: string) => s.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!);
+
+/** The consumer-info document (PROTOCOLS.md §1.7): `key`, `name`, `publicKey`, `description`, `callback`. */
+export function consumerInfoXml(id: ConsumerIdentity): string {
+  return (
+    `<?xml version="1.0" encoding="UTF-8"?><consumer><key>${xml(id.key)}</key><name>${xml(id.name)}</name>` +
+    `<publicKey>${id.publicKey}</publicKey><description>${xml(id.description)}</description><callback>${xml(id.callbackUrl)}</callback></consumer>`
+  );
+}
+
+/**
+ * applinks as an OAuth 1.0a consumer of linked applications: its identity (an RSA key pair made
+ * at first start, the private key sealed at rest, and a consumer key of Atlassian's
+ * `<type>:<digits>` form, shared by every instance through the store), the signers of the
+ * three outgoing types, and the 3-legged dance that obtains a user's access token.
+ */
+export class OAuth1Consumer {
+  readonly repo: OAuth1Repository;
+
+  constructor(private readonly s: Services) {
+    this.repo = new OAuth1Repository(s.store.db);
+  }
+
+  private async key(): Promise<KeyObject> {
+    return (await this.s.keys.activeKey(CONSUMER_KEY_PURPOSE, 'RS256')).privateKey;
+  }
+
+  async identity(): Promise<ConsumerIdentity> {
+    const prefix = /^[a-z]+$/.test(this.s.config.applicationType) ? this.s.config.applicationType : 'applinks';
+    const key = await this.s.store.meta.getOrCreate('oauth1-consumer-key', `${prefix === 'generic' ? 'applinks' : prefix}:${randomInt(1_000_000, 10_000_000)}`);
+    const publicKey = createPublicKey(await this.key());
+    return {
+      key,
+      name: this.s.config.appName,
+      description: `${this.s.config.appName} at ${this.s.config.baseUrl}`,
+      publicKey: publicKey.export({ format: 'der', type: 'spki' }).toString('base64'),
+      publicKeyPem: publicKey.export({ format: 'pem', type: 'spki' }).toString(),
+      callbackUrl: this.s.edge.url(DANCE_CALLBACK_PATH),
+    };
+  }
+
+  /** How we sign towards one link: our RSA key, or the shared secret the remote gave us. */
+  private async signing(config: Record<string, unknown>, secrets: Record<string, unknown>, tokenSecret: string | undefined): Promise<{ consumerKey: string; method: SignatureMethod; secrets: SigningSecrets }> {
+    const method = (config.signatureMethod as SignatureMethod | undefined) ?? 'RSA-SHA1';
+    const consumerKey = typeof config.consumerKey === 'string' ? config.consumerKey : (await this.identity()).key;
+    if (method.startsWith('RSA')) return { consumerKey, method, secrets: { rsaKey: await this.key() } };
+    return { consumerKey, method, secrets: { consumerSecret: String(secrets.sharedSecret ?? ''), ...(tokenSecret !== undefined ? { tokenSecret } : {}) } };
+  }
+
+  /** Signs an outgoing request with the given token (`''` for 2-legged). */
+  private async signed(request: OutgoingRequest, ctx: SignContext, token: string, tokenSecret: string | undefined): Promise<SignResult> {
+    const { consumerKey, method, secrets } = await this.signing(ctx.config, ctx.secrets, tokenSecret);
+    const contentType = Object.entries(request.headers).find(([k]) => k.toLowerCase() === 'content-type')?.[1] ?? '';
+    const form = /^application\/x-www-form-urlencoded/i.test(contentType) && request.body !== undefined ? new URLSearchParams(request.body.toString()) : undefined;
+    const authorization = authorizationHeader({ method: request.method, url: request.url, consumerKey, token, signatureMethod: method, secrets, ...(form ? { form } : {}) });
+    return { kind: 'signed', request: { ...request, headers: { ...request.headers, authorization } } };
+  }
+
+  /** The signer of `oauth1`: the access token the user obtained through the dance. */
+  threeLeggedSigner(): OutgoingSigner {
+    return {
+      sign: async (request, ctx) => {
+        if (!ctx.asUser) throw new AppError('validation_failed', { field: 'asUser', message: '3-legged OAuth acts for one user: name the user (asUser).' });
+        const held = await this.liveToken(ctx.link, ctx.asUser, ctx);
+        if (!held) return this.authorizationRequired(ctx.link, ctx.asUser);
+        return this.signed(request, ctx, held.token, held.secret);
+      },
+      rejected: async (response, ctx) => {
+        if (!ctx.asUser) return undefined;
+        const problem = problemOf(response.headers, response.body.toString('utf8').slice(0, 10_000));
+        if (!problem || !DEAD_TOKEN.has(problem)) return undefined;
+        await this.repo.deleteOutgoing(ctx.link.id, ctx.asUser.id);
+        return this.authorizationRequired(ctx.link, ctx.asUser);
+      },
+    };
+  }
+
+  /** The signer of `oauth1-2lo` and `oauth1-2lo-impersonation`: an empty token (as Atlassian's consumer sends). */
+  twoLeggedSigner(type: string): OutgoingSigner {
+    return {
+      sign: async (request, ctx) => {
+        let target = request;
+        if (type === OAUTH1_2LOI_TYPE && ctx.asUser) {
+          // Atlassian appends xoauth_requestor_id to the URL and signs it (TwoLeggedOAuthWithImpersonationRequest).
+          const url = new URL(request.url);
+          url.searchParams.delete('xoauth_requestor_id');
+          url.searchParams.append('xoauth_requestor_id', ctx.asUser.username);
+          target = { ...request, url: url.toString() };
+        }
+        return this.signed(target, ctx, '', undefined);
+      },
+    };
+  }
+
+  private authorizationRequired(link: LinkRecord, user: PrincipalUser): Extract<SignResult, { kind: 'authorization-required' }> {
+    return {
+      kind: 'authorization-required',
+      authorizationUrl: this.s.edge.url(`${DANCE_START_PATH}?applicationLinkID=${encodeURIComponent(link.id)}`),
+      message: `${user.username} has not authorized ${this.s.config.appName} to act for them at ${link.name} yet: open the authorization URL, signed in as ${user.username}.`,
+    };
+  }
+
+  /** The token we hold for a user at a link, renewed with its session handle when it has expired. */
+  private async liveToken(link: LinkRecord, user: PrincipalUser, ctx: SignContext): Promise<{ token: string; secret: string } | undefined> {
+    const held = await this.repo.findOutgoing(link.id, user.id);
+    if (!held) return undefined;
+    const opened = this.open(held);
+    const now = this.s.clock.now();
+    if (held.expiresAt === null || held.expiresAt > now) return opened;
+    if (!opened.sessionHandle || (held.sessionExpiresAt !== null && held.sessionExpiresAt <= now)) {
+      await this.repo.deleteOutgoing(link.id, user.id);
+      return undefined;
+    }
+    const renewed = await this.exchange(link, ctx.config, ctx.secrets, opened.token, opened.secret, { oauth_session_handle: opened.sessionHandle }).catch(() => undefined);
+    if (!renewed) {
+      await this.repo.deleteOutgoing(link.id, user.id);
+      return undefined;
+    }
+    await this.store(link.id, user.id, renewed);
+    return { token: renewed.token, secret: renewed.secret };
+  }
+
+  private open(t: OutgoingTokenRecord): { token: string; secret: string; sessionHandle: string | null } {
+    const k = this.s.keyring;
+    return {
+      token: k.open(t.tokenSealed, sealContexts.outgoing('token_sealed', t.linkId, t.userId)),
+      secret: k.open(t.secretSealed, sealContexts.outgoing('secret_sealed', t.linkId, t.userId)),
+      sessionHandle: t.sessionHandleSealed ? k.open(t.sessionHandleSealed, sealContexts.outgoing('session_handle_sealed', t.linkId, t.userId)) : null,
+    };
+  }
+
+  private async store(linkId: string, userId: string, t: TokenCredentials): Promise<void> {
+    const k = this.s.keyring;
+    const now = this.s.clock.now();
+    await this.repo.saveOutgoing({
+      linkId,
+      userId,
+      tokenSealed: k.seal(t.token, sealContexts.outgoing('token_sealed', linkId, userId)),
+      secretSealed: k.seal(t.secret, sealContexts.outgoing('secret_sealed', linkId, userId)),
+      sessionHandleSealed: t.sessionHandle ? k.seal(t.sessionHandle, sealContexts.outgoing('session_handle_sealed', linkId, userId)) : null,
+      createdAt: now,
+      expiresAt: t.expiresIn !== null ? now + t.expiresIn * 1000 : null,
+      sessionExpiresAt: t.authorizationExpiresIn !== null ? now + t.authorizationExpiresIn * 1000 : null,
+    });
+  }
+
+  // ---------------------------------------------------------------- the dance
+
+  /** The link's outgoing 3-legged configuration and endpoint URLs, or a page-worthy error. */
+  async danceOf(linkId: string): Promise<{ link: LinkRecord; config: OutgoingThreeLeggedConfig; secrets: Record<string, unknown>; endpoints: { requestToken: string; authorize: string; accessToken: string } }> {
+    const link = await this.s.links.cached(linkId);
+    const auth = link ? await this.s.store.links.findAuth(link.id, 'outgoing', OAUTH1_TYPE) : undefined;
+    if (!link || !auth || !link.url) throw new AppError('not_found', { message: 'This application link does not use 3-legged OAuth to call out.' });
+    const config = auth.config as OutgoingThreeLeggedConfig;
+    const at = (value: string | undefined, fallback: string) => (value && /^[a-z][a-z0-9+.-]*:/i.test(value) ? value : `${link.url}${value ?? fallback}`);
+    return {
+      link,
+      config,
+      secrets: this.s.links.openSecrets(auth),
+      endpoints: {
+        requestToken: at(config.requestTokenUrl, '/plugins/servlet/oauth/request-token'),
+        authorize: at(config.authorizeUrl, '/plugins/servlet/oauth/authorize'),
+        accessToken: at(config.accessTokenUrl, '/plugins/servlet/oauth/access-token'),
+      },
+    };
+  }
+
+  /**
+   * Starts the dance for a signed-in user: a request token from the remote (with our callback),
+   * kept sealed for this user and link, and the remote's authorize URL to send the browser to.
+   */
+  async startDance(linkId: string, user: PrincipalUser, returnTo: string): Promise<string> {
+    const dance = await this.danceOf(linkId);
+    const callback = `${this.s.edge.url(DANCE_CALLBACK_PATH)}?applicationLinkID=${encodeURIComponent(linkId)}`;
+    const { consumerKey, method, secrets } = await this.signing(dance.config, dance.secrets, undefined);
+    const authorization = authorizationHeader({ method: 'POST', url: dance.endpoints.requestToken, consumerKey, token: undefined, signatureMethod: method, secrets, extra: { oauth_callback: callback } });
+    const answer = await this.post(dance.endpoints.requestToken, authorization, `${dance.link.name} refused to issue a request token`);
+    const token = answer.get('oauth_token');
+    const secret = answer.get('oauth_token_secret');
+    if (!token || secret === undefined) throw new AppError('upstream_unavailable', { message: `${dance.link.name} answered the request-token call without a token.` });
+    if (answer.get('oauth_callback_confirmed') !== 'true') throw new AppError('upstream_unavailable', { message: `${dance.link.name} did not confirm our callback (it speaks OAuth 1.0, not 1.0a).` });
+    const now = this.s.clock.now();
+    const k = this.s.keyring;
+    await this.repo.savePending({
+      linkId,
+      userId: user.id,
+      tokenSealed: k.seal(token, sealContexts.pending('token_sealed', linkId, user.id)),
+      secretSealed: k.seal(secret, sealContexts.pending('secret_sealed', linkId, user.id)),
+      returnTo,
+      createdAt: now,
+      expiresAt: now + DANCE_TTL_MS,
+    });
+    const url = new URL(dance.endpoints.authorize);
+    url.searchParams.set('oauth_token', token);
+    return url.toString();
+  }
+
+  /**
+   * The user came back from the remote's consent page: the request token must be the one we
+   * keep for this user and link; it is exchanged (with the verifier) for an access token, which
+   * is stored sealed. Answers where to send the browser.
+   */
+  async finishDance(linkId: string, user: PrincipalUser, token: string | undefined, verifier: string | undefined, actor: Actor): Promise<string> {
+    const pending = await this.repo.takePending(linkId, user.id);
+    if (!pending || pending.expiresAt <= this.s.clock.now()) throw new AppError('oauth1_token_rejected', { message: 'There is no authorization in progress for this application link: start again.' });
+    const k = this.s.keyring;
+    const held = k.open(pending.tokenSealed, sealContexts.pending('token_sealed', linkId, user.id));
+    if (!token || !constantTimeEqual(token, held)) throw new AppError('oauth1_token_rejected', { message: 'The remote sent back a different request token: start again.' });
+    if (!verifier) throw new AppError('oauth1_parameter_absent', { message: 'The remote sent no oauth_verifier back.' });
+    const dance = await this.danceOf(linkId);
+    const secret = k.open(pending.secretSealed, sealContexts.pending('secret_sealed', linkId, user.id));
+    const credentials = await this.exchange(dance.link, dance.config, dance.secrets, held, secret, { oauth_verifier: verifier });
+    await this.store(linkId, user.id, credentials);
+    await this.s.audit.record(actor, { action: 'oauth1.outgoing.authorize', target: { type: 'link', id: linkId, name: dance.link.name }, details: { user: user.username } });
+    return pending.returnTo;
+  }
+
+  /** An access-token call: the exchange of a request token, or a renewal. */
+  private async exchange(link: LinkRecord, config: Record<string, unknown>, secrets: Record<string, unknown>, token: string, tokenSecret: string, extra: Record<string, string>): Promise<TokenCredentials> {
+    const dance = await this.danceOf(link.id);
+    const signing = await this.signing(config, secrets, tokenSecret);
+    const authorization = authorizationHeader({ method: 'POST', url: dance.endpoints.accessToken, consumerKey: signing.consumerKey, token, signatureMethod: signing.method, secrets: signing.secrets, extra });
+    const answer = await this.post(dance.endpoints.accessToken, authorization, `${link.name} refused the access-token call`);
+    const accessToken = answer.get('oauth_token');
+    const accessSecret = answer.get('oauth_token_secret');
+    if (!accessToken || accessSecret === undefined) throw new AppError('upstream_unavailable', { message: `${link.name} answered the access-token call without a token.` });
+    const seconds = (name: string) => {
+      const v = answer.get(name);
+      return v !== undefined && /^\d+$/.test(v) ? Number(v) : null;
+    };
+    return {
+      token: accessToken,
+      secret: accessSecret,
+      sessionHandle: answer.get('oauth_session_handle') ?? null,
+      expiresIn: seconds('oauth_expires_in'),
+      authorizationExpiresIn: seconds('oauth_authorization_expires_in'),
+    };
+  }
+
+  private async post(url: string, authorization: string, refused: string): Promise<Map<string, string>> {
+    let res;
+    try {
+      res = await undiciRequest(url, {
+        method: 'POST',
+        headers: { authorization, 'content-type': 'application/x-www-form-urlencoded', accept: 'text/plain, application/x-www-form-urlencoded' },
+        body: '',
+        headersTimeout: 15_000,
+        bodyTimeout: 15_000,
+      });
+    } catch (error) {
+      throw new AppError('upstream_unavailable', { message: `${new URL(url).host} could not be reached.`, detail: (error as Error).message });
+    }
+    const body = (await res.body.text()).slice(0, 100_000);
+    if (res.statusCode !== 200) {
+      const problem = problemOf(res.headers, body);
+      const code = problem === 'permission_denied' ? 'oauth1_permission_denied' : 'upstream_unavailable';
+      throw new AppError(code, { message: `${refused} (HTTP ${res.statusCode}${problem ? `, ${problem}` : ''}).` });
+    }
+    return parseTokenResponse(body);
+  }
+
+  /** The links this user authorized us to use for them (for their account page). */
+  async heldFor(userId: string): Promise<Array<{ linkId: string; createdAt: number; expiresAt: number | null }>> {
+    return (await this.repo.outgoingOf(userId)).map((t) => ({ linkId: t.linkId, createdAt: t.createdAt, expiresAt: t.expiresAt }));
+  }
+
+  async forget(linkId: string, userId: string): Promise<boolean> {
+    return (await this.repo.deleteOutgoing(linkId, userId)) > 0;
+  }
+}
+
+interface TokenCredentials {
+  token: string;
+  secret: string;
+  sessionHandle: string | null;
+  expiresIn: number | null;
+  authorizationExpiresIn: number | null;
+}
