@@ -53,14 +53,20 @@ export async function registerConsumer(h: Harness, options: { method?: 'RSA-SHA1
   return { linkId: json<{ id: string }>(res).id, key, method, privateKey: method === 'RSA-SHA1' ? consumerKeyPair().privateKey : undefined, secret };
 }
 
-/** npm oauth-1.0a, a signer nobody on this team wrote, configured for the consumer. */
-export function signerFor(c: Pick<TestConsumer, 'key' | 'method' | 'privateKey' | 'secret'>): OAuth {
-  return new OAuth({
+/**
+ * npm oauth-1.0a, a signer nobody on this team wrote, configured for the consumer. `now` (ms)
+ * and `nonce` fix what it would take from the wall clock and chance (tests move a manual clock).
+ */
+export function signerFor(c: Pick<TestConsumer, 'key' | 'method' | 'privateKey' | 'secret'>, fixed: { now?: number; nonce?: string } = {}): OAuth {
+  const oauth = new OAuth({
     consumer: { key: c.key, secret: c.secret ?? '' },
     signature_method: c.method,
     hash_function: (base, key) =>
       c.method === 'RSA-SHA1' ? sign('sha1', Buffer.from(base), c.privateKey!).toString('base64') : createHmac('sha1', key).update(base).digest('base64'),
   });
+  if (fixed.now !== undefined) oauth.getTimeStamp = () => Math.floor(fixed.now! / 1000);
+  if (fixed.nonce !== undefined) oauth.getNonce = () => fixed.nonce!;
+  return oauth;
 }
 
 export interface SignOptions {
@@ -73,11 +79,14 @@ export interface SignOptions {
   /** Form body parameters (signed). */
   form?: Record<string, string>;
   base?: string;
+  /** Sign at this time (ms) instead of the wall clock; signedInject uses the harness clock. */
+  now?: number;
+  nonce?: string;
 }
 
 /** The Authorization header of a signed request. */
 export function authHeader(c: TestConsumer, o: SignOptions): string {
-  const oauth = signerFor(c);
+  const oauth = signerFor(c, { ...(o.now !== undefined ? { now: o.now } : {}), ...(o.nonce !== undefined ? { nonce: o.nonce } : {}) });
   const url = `${o.base ?? 'http://applinks.test'}${o.path}`;
   const data = { ...(o.oauth ?? {}), ...(o.form ?? {}) };
   const signed = oauth.authorize({ url, method: o.method ?? 'GET', data }, o.token);
@@ -94,7 +103,7 @@ export function signedInject(h: Harness, c: TestConsumer, o: SignOptions, header
   return h.inject({
     method: (o.method ?? 'GET') as 'GET',
     url: o.path,
-    headers: { authorization: authHeader(c, o), ...(o.form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}), ...headers },
+    headers: { authorization: authHeader(c, { now: h.clock.now(), ...o }), ...(o.form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}), ...headers },
     ...(o.form ? { payload: new URLSearchParams(o.form).toString() } : {}),
   });
 }

@@ -3,7 +3,10 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Keyring } from '../../src/crypto/keyring.js';
+import { writeKeyFile } from '../../src/services/master-key.js';
 import { createHarness, DIALECTS, json, userWithToken, type Harness } from '../helpers/harness.js';
+import { dance, formOf, registerConsumer, REQUEST_TOKEN, signedInject } from '../helpers/oauth1.js';
+import { signIn } from '../helpers/oauth2.js';
 
 const PLANTED_SECRET = 'planted-outgoing-password-7f3c9a';
 
@@ -73,6 +76,32 @@ describe.each(DIALECTS)('secrets at rest on %s', (dialect) => {
     // Without the new key the values do not open: they really were re-sealed.
     const onlyOld = new Keyring(readKeys(h));
     expect(() => onlyOld.open(auth!.secretsSealed!, `link_auth.secrets_sealed:${link.id}/outgoing/api-token`)).toThrow();
+  });
+
+  it('keeps OAuth 1.0a tokens as hashes and their secrets and shared secrets sealed, and re-seals them', async () => {
+    await userWithToken(h, 'alice', { password: 'alice-password' });
+    const consumer = await registerConsumer(h, { method: 'HMAC-SHA1' });
+    const d = await dance(h, consumer, await signIn(h, 'alice', 'alice-password'));
+    expect((await signedInject(h, consumer, { path: '/whoami', token: d.access })).statusCode).toBe(200);
+    const pending = formOf(await signedInject(h, consumer, { method: 'POST', path: REQUEST_TOKEN, oauth: { oauth_callback: 'oob' } }));
+    const planted = [consumer.secret!, d.access!.key, d.access!.secret, d.body.oauth_session_handle!, d.requestToken.key, pending.oauth_token!, pending.oauth_token_secret!];
+    let raw = rawStore(h);
+    expect(raw).toContain(consumer.key); // the scan sees the rows
+    for (const value of planted) expect(raw).not.toContain(value);
+    const everything = [h.logs.join('\n'), JSON.stringify(json(await h.inject({ url: '/api/v1/audit', headers: { authorization: h.adminBasic } })))].join('\n');
+    for (const value of planted) expect(everything).not.toContain(value);
+
+    // As `applinks keys rotate` does: the new key first in the key file, then everything re-sealed.
+    const oldKid = h.services.keyring.currentKid;
+    const keys = [Keyring.generateKey(), ...readKeys(h)];
+    writeKeyFile(path.join(h.config.dataDir, 'master.key'), keys);
+    const next = new Keyring(keys);
+    expect(await h.services.keys.reseal(next)).toBeGreaterThanOrEqual(4); // + shared secret, two token secrets
+    raw = rawStore(h);
+    expect(raw).not.toContain(`v1.${oldKid}.`);
+    // Still usable after the rotation: the token secret opened under the new key verifies the signature.
+    h.services.revocations.all();
+    expect((await signedInject(h, consumer, { path: '/whoami', token: d.access })).statusCode).toBe(200);
   });
 
   it('binds a sealed value to its row: copied elsewhere it does not open', async () => {

@@ -1,0 +1,148 @@
+import type { LightMyRequestResponse } from 'fastify';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { oauth1Of } from '../../src/modules/oauth1/index.js';
+import { SYSTEM_ACTOR } from '../../src/services/audit.js';
+import { DIALECTS, json, userWithToken, type Harness } from '../helpers/harness.js';
+import { CookieJar, hiddenFields, listeningHarness, signIn } from '../helpers/oauth2.js';
+import { startUpstream } from '../helpers/upstream.js';
+
+const local = (location: string) => {
+  const url = new URL(location);
+  return url.pathname + url.search;
+};
+
+/**
+ * applinks as an OAuth 1.0a consumer of another applinks: two listening instances, B linked to
+ * A. B registers with A by A fetching B's consumer-info (auto-configure), then calls A's host
+ * through A's gateway 3-legged (after the login dance), 2-legged and 2-legged with
+ * impersonation, and recovers when A revokes its token.
+ */
+describe.each(DIALECTS)('our OAuth 1.0a consumer against our provider on %s', (dialect) => {
+  let provider: Harness;
+  let consumer: Harness;
+  let providerBase: string;
+  let consumerBase: string;
+  let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  let linkAtProvider: string;
+  let linkAtConsumer: string;
+  beforeEach(async () => {
+    upstream = await startUpstream();
+    ({ h: provider, base: providerBase } = await listeningHarness(dialect, { upstreamUrl: upstream.url }));
+    ({ h: consumer, base: consumerBase } = await listeningHarness(dialect));
+    for (const h of [provider, consumer]) {
+      await userWithToken(h, 'alice', { password: 'alice-password' });
+      await userWithToken(h, 'bob', { password: 'bob-password' });
+    }
+    // At A: a link to B, whose consumer is registered from B's consumer-info document.
+    const atA = json<{ id: string }>(await provider.inject({ method: 'POST', url: '/api/v1/links', headers: { authorization: provider.adminBasic }, payload: { name: 'Consumer B', url: consumerBase, applicationType: 'applinks' } }));
+    linkAtProvider = atA.id;
+    const configured = await provider.inject({
+      method: 'POST',
+      url: `/api/v1/links/${atA.id}/incoming/oauth1/auto-configure`,
+      headers: { authorization: provider.adminBasic },
+      payload: { allow2LO: true, executeAs: 'bob', allow2LOImpersonation: true },
+    });
+    expect(configured.statusCode, configured.body).toBe(200);
+    const identity = json<{ consumerKey: string; publicKey: string }>(await consumer.inject({ url: '/api/v1/oauth1/consumer', headers: { authorization: consumer.adminBasic } }));
+    const incoming = json<{ incoming: Array<{ config: Record<string, unknown>; warnings: string[] }> }>(configured).incoming[0]!;
+    expect(incoming.config).toMatchObject({ consumerKey: identity.consumerKey, name: 'applinks', publicKey: identity.publicKey, allow3LO: true, allow2LO: true, executeAs: 'bob', allow2LOImpersonation: true });
+    expect(incoming.warnings.length).toBeGreaterThan(0);
+    // At B: a link to A with the three outgoing types.
+    const atB = await consumer.inject({
+      method: 'POST',
+      url: '/api/v1/links',
+      headers: { authorization: consumer.adminBasic },
+      payload: { name: 'Provider A', url: providerBase, applicationType: 'applinks', outgoing: { oauth1: {}, 'oauth1-2lo': {}, 'oauth1-2lo-impersonation': {} } },
+    });
+    expect(atB.statusCode, atB.body).toBe(201);
+    linkAtConsumer = json<{ id: string }>(atB).id;
+    expect(json(atB)).toMatchObject({ primaryOutgoingType: 'oauth1-2lo-impersonation' });
+  });
+  afterEach(async () => {
+    await consumer.close();
+    await provider.close();
+    await upstream.close();
+  });
+
+  const call = (asUser: string | null, type?: string) => consumer.services.outgoing.request('Provider A', { url: '/rest/api/2/myself', asUser, ...(type ? { type } : {}) });
+
+  /** The user's browser: signed in at both, following the dance's redirects between them. */
+  async function loginDance(username: string): Promise<LightMyRequestResponse> {
+    const atB = await signIn(consumer, username, `${username}-password`);
+    const atA = await signIn(provider, username, `${username}-password`);
+    const start = await consumer.inject({ url: `/plugins/servlet/applinks/oauth/login-dance/authorize?applicationLinkID=${linkAtConsumer}&redirect=/applinks/account`, headers: { cookie: atB.header } });
+    expect(start.statusCode, start.body).toBe(303);
+    expect(String(start.headers.location).startsWith(`${providerBase}/plugins/servlet/oauth/authorize?oauth_token=`)).toBe(true);
+    const page = await provider.inject({ url: local(String(start.headers.location)), headers: { cookie: atA.header } });
+    expect(page.statusCode, page.body).toBe(200);
+    expect(page.body).toContain('Allow applinks to act for you?');
+    atA.take(page);
+    const form = hiddenFields(page.body);
+    form.set('approve', 'Allow');
+    const decided = await provider.inject({ method: 'POST', url: '/plugins/servlet/oauth/authorize', headers: { cookie: atA.header, 'content-type': 'application/x-www-form-urlencoded' }, payload: form.toString() });
+    expect(decided.statusCode).toBe(303);
+    const back = String(decided.headers.location);
+    expect(back.startsWith(`${consumerBase}/plugins/servlet/applinks/oauth/login-dance/access?applicationLinkID=${linkAtConsumer}&oauth_token=`)).toBe(true);
+    return consumer.inject({ url: local(back), headers: { cookie: atB.header } });
+  }
+
+  it('asks for the dance, runs it, then calls 3-legged as the user through the provider’s gateway', async () => {
+    const before = await call('alice', 'oauth1');
+    expect(before).toMatchObject({ kind: 'authorization-required', authType: 'oauth1' });
+    expect(before.kind === 'authorization-required' && before.authorizationUrl).toBe(`${consumerBase}/plugins/servlet/applinks/oauth/login-dance/authorize?applicationLinkID=${linkAtConsumer}`);
+
+    const finished = await loginDance('alice');
+    expect(finished.statusCode, finished.body).toBe(303);
+    expect(finished.headers.location).toBe('/applinks/account');
+
+    const result = await call('alice', 'oauth1');
+    expect(result.kind).toBe('response');
+    if (result.kind !== 'response') return;
+    expect(result.status, result.body.toString()).toBe(200);
+    expect(JSON.parse(result.body.toString())).toMatchObject({ name: 'alice' });
+    expect(upstream.seen.at(-1)!.headers['x-applinks-auth']).toBe('oauth1');
+    expect(upstream.seen.at(-1)!.headers['x-applinks-link']).toBe(linkAtProvider);
+    // Bob has not authorized: his call still asks for the dance.
+    expect((await call('bob', 'oauth1')).kind).toBe('authorization-required');
+    // What B holds for alice is listed on her side.
+    const mine = json<{ links: Array<{ linkId: string; authorized: boolean }> }>(await consumer.inject({ url: '/api/v1/me/oauth1/outgoing', headers: { authorization: (await userWithToken(consumer, 'carol')).bearer } }));
+    expect(mine.links).toEqual([expect.objectContaining({ linkId: linkAtConsumer, authorized: false })]);
+
+    // A revokes: B learns it from the problem, forgets the token and asks for the dance again.
+    const alice = (await provider.services.users.findByUsername('alice'))!;
+    await provider.services.authorizations.revoke(alice.id, `oauth1:${linkAtProvider}`, SYSTEM_ACTOR);
+    expect(await call('alice', 'oauth1')).toMatchObject({ kind: 'authorization-required' });
+    expect(await oauth1Of(consumer.services).consumer.heldFor(alice.id)).toEqual([]);
+  });
+
+  it('calls 2-legged as the configured user, and with impersonation as the user it names', async () => {
+    const twoLegged = await call(null, 'oauth1-2lo');
+    expect(twoLegged.kind === 'response' && twoLegged.status).toBe(200);
+    expect(upstream.seen.at(-1)!.headers).toMatchObject({ 'x-applinks-user': 'bob', 'x-applinks-auth': 'oauth1-2lo' });
+
+    // The primary type (highest weight): impersonation, acting as the caller's user.
+    const impersonated = await call('alice');
+    expect(impersonated).toMatchObject({ kind: 'response', authType: 'oauth1-2lo-impersonation', status: 200 });
+    expect(upstream.seen.at(-1)!.headers).toMatchObject({ 'x-applinks-user': 'alice', 'x-applinks-auth': 'oauth1-2lo-impersonation' });
+    expect(upstream.seen.at(-1)!.url).toBe('/rest/api/2/myself?xoauth_requestor_id=alice');
+
+    // A user the provider does not have: refused there, reported here as the remote's answer.
+    await userWithToken(consumer, 'dave');
+    const unknown = await call('dave');
+    expect(unknown.kind === 'response' && unknown.status).toBe(401);
+  });
+
+  it('refuses to start a dance for a link without outgoing 3-legged OAuth, and a callback without one in progress', async () => {
+    const jar: CookieJar = await signIn(consumer, 'alice', 'alice-password');
+    const other = json<{ id: string }>(await consumer.inject({ method: 'POST', url: '/api/v1/links', headers: { authorization: consumer.adminBasic }, payload: { name: 'Other', url: providerBase } }));
+    const start = await consumer.inject({ url: `/plugins/servlet/applinks/oauth/login-dance/authorize?applicationLinkID=${other.id}`, headers: { cookie: jar.header } });
+    expect(start.statusCode).toBe(404);
+    expect(start.body).toContain('does not use 3-legged OAuth');
+    const stray = await consumer.inject({ url: `/plugins/servlet/applinks/oauth/login-dance/access?applicationLinkID=${linkAtConsumer}&oauth_token=x&oauth_verifier=y`, headers: { cookie: jar.header } });
+    expect(stray.statusCode).toBe(401);
+    expect(stray.body).toContain('no authorization in progress');
+    const anonymous = await consumer.inject({ url: `/plugins/servlet/applinks/oauth/login-dance/authorize?applicationLinkID=${linkAtConsumer}` });
+    expect(anonymous.statusCode).toBe(303);
+    expect(String(anonymous.headers.location)).toMatch(/^\/applinks\/login\?next=/);
+  });
+});
