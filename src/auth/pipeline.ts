@@ -31,7 +31,9 @@ export class Pipeline {
     let principal: Principal | undefined;
     try {
       for (const authenticator of this.authenticators) {
-        principal = await authenticator.authenticate(req);
+        // Authenticators that pass answer undefined synchronously: no promise, no microtask.
+        const answer = authenticator.authenticate(req);
+        principal = answer instanceof Promise ? await answer : answer;
         if (principal) break;
       }
       if (!principal && req.headers.authorization !== undefined) {

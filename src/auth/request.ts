@@ -24,6 +24,12 @@ export interface AuthRequest {
   form(): Promise<URLSearchParams | undefined>;
   /** The body bytes if something already read them. */
   bufferedBody(): Buffer | undefined;
+  /**
+   * Set by an authenticator whose credentials travel as query or form parameters (OAuth 1.0a's
+   * `oauth_*`): the parameters it names are removed before the request goes on to the host, as
+   * a consumed Authorization header is.
+   */
+  consumedParameters?: (name: string) => boolean;
 }
 
 export interface BodySource {

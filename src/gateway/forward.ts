@@ -5,11 +5,41 @@ import { AppError } from '../errors/index.js';
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and those the forwarder sets itself. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'trailers', 'transfer-encoding', 'upgrade', 'host']);
 
+/**
+ * A form-encoded string (a query, or an `application/x-www-form-urlencoded` body) without the
+ * parameters `drop` names; every other parameter stays byte for byte as the client sent it.
+ */
+export function withoutParameters(encoded: string, drop: (name: string) => boolean): string {
+  if (!encoded) return encoded;
+  return encoded
+    .split('&')
+    .filter((part) => {
+      const eq = part.indexOf('=');
+      const raw = (eq < 0 ? part : part.slice(0, eq)).replace(/\+/g, ' ');
+      try {
+        return !drop(decodeURIComponent(raw));
+      } catch {
+        return true;
+      }
+    })
+    .join('&');
+}
+
+/** A request target without the parameters `drop` names in its query. */
+export function targetWithoutParameters(target: string, drop: (name: string) => boolean): string {
+  const q = target.indexOf('?');
+  if (q < 0) return target;
+  const query = withoutParameters(target.slice(q + 1), drop);
+  return query ? `${target.slice(0, q)}?${query}` : target.slice(0, q);
+}
+
 export interface ForwardOptions {
   /** The body: the client's stream, bytes already read (form bodies OAuth 1.0a signed), or none. */
   body: IncomingMessage | Buffer | null;
   /** Headers to send upstream, already filtered of credentials and X-Applinks-* and with identity added. */
   headers: Record<string, string | string[] | undefined>;
+  /** The request target to send, when it differs from the client's (credential parameters removed). */
+  path?: string;
 }
 
 /**
@@ -37,7 +67,7 @@ export class Forwarder {
       let started = false;
       this.pool.stream(
         {
-          path: this.pathPrefix + (req.url ?? '/'),
+          path: this.pathPrefix + (options.path ?? req.url ?? '/'),
           method,
           headers: options.headers,
           body: hasBody ? options.body! : null,

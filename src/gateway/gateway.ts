@@ -8,7 +8,7 @@ import type { Services } from '../services/index.js';
 import { SESSION_COOKIE } from '../services/sessions.js';
 import { CSRF_COOKIE } from '../server/csrf.js';
 import { toAppError } from '../server/errors.js';
-import { Forwarder, upstreamHeaders } from './forward.js';
+import { Forwarder, targetWithoutParameters, upstreamHeaders, withoutParameters } from './forward.js';
 import { identityHeaders, isApplinksHeader } from './identity-headers.js';
 
 /** Path prefixes applinks owns: an unknown path below them is a 404 here, never the host's. */
@@ -76,12 +76,23 @@ export function createGatewayHandler(s: Services): GatewayHandler {
       if (cookie) add.cookie = cookie;
     }
     const consumedAuthorization = principal.authType !== 'anonymous';
+    // Credentials sent as parameters (OAuth 1.0a's query and body transports) stop here too.
+    const consumed = authRequest.consumedParameters;
+    let body: Buffer | undefined = authRequest.bufferedBody();
+    let target: string | undefined;
+    if (consumed) {
+      target = targetWithoutParameters(req.url ?? '/', consumed);
+      if (body && (await authRequest.form())) {
+        body = Buffer.from(withoutParameters(body.toString('utf8'), consumed), 'utf8');
+        add['content-length'] = String(body.length);
+      }
+    }
     const headers = upstreamHeaders(
       incoming,
       (name) => isApplinksHeader(name) || name === 'cookie' || name === 'x-forwarded-for' || (consumedAuthorization && name === 'authorization'),
       add,
     );
-    await forwarder.forward(req, res, { headers, body: authRequest.bufferedBody() ?? req });
+    await forwarder.forward(req, res, { headers, body: body ?? req, ...(target !== undefined ? { path: target } : {}) });
   }
 
   return {

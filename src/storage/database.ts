@@ -23,7 +23,16 @@ export interface Capabilities {
   purgeOldVersions(db: Kysely<Database>): Promise<void>;
   /** Serialises migrations of instances that start at the same time (inside the migration transaction). */
   lockMigrations(trx: Transaction<Database>): Promise<void>;
+  /**
+   * Inserts rows that need no answer, committed together, as cheaply as the engine allows: for
+   * per-request logs written in batches (SQLite: one reused prepared statement in one
+   * transaction, no query building; PostgreSQL: one multi-row INSERT). `table` and `columns`
+   * are names from the code, never from a request.
+   */
+  appendRows(db: Kysely<Database>, table: string, columns: readonly string[], rows: ReadonlyArray<readonly unknown[]>): Promise<void>;
 }
+
+const quoteId = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
 export interface OpenedDatabase {
   db: Kysely<Database>;
@@ -43,6 +52,7 @@ export function openDatabase(url: string, options: OpenOptions = {}): OpenedData
     const file = url.slice('sqlite:'.length);
     if (file !== ':memory:') mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     const sqlite = new SQLite(file);
+    const appenders = new Map<string, (rows: ReadonlyArray<readonly unknown[]>) => void>();
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');
@@ -59,6 +69,21 @@ export function openDatabase(url: string, options: OpenOptions = {}): OpenedData
         },
         // The transaction's first write (the bookkeeping table) takes SQLite's write lock.
         lockMigrations: async () => undefined,
+        appendRows: async (db, table, columns, rows) => {
+          if (rows.length === 0) return;
+          const key = `${table}(${columns.join(',')})`;
+          let insert = appenders.get(key);
+          if (!insert) {
+            const statement = sqlite.prepare(`insert into ${quoteId(table)} (${columns.map(quoteId).join(', ')}) values (${columns.map(() => '?').join(', ')})`);
+            insert = sqlite.transaction((batch: ReadonlyArray<readonly unknown[]>) => {
+              for (const row of batch) statement.run(...row);
+            });
+            appenders.set(key, insert);
+          }
+          // Holding Kysely's connection: never inside someone else's open transaction.
+          const run = insert;
+          await db.connection().execute(async () => run(rows));
+        },
       },
     };
   }
@@ -84,6 +109,11 @@ export function openDatabase(url: string, options: OpenOptions = {}): OpenedData
         purgeOldVersions: async () => undefined,
         lockMigrations: async (trx) => {
           await sql`select pg_advisory_xact_lock(hashtext(${'applinks-migrations:'} || current_schema()))`.execute(trx);
+        },
+        appendRows: async (db, table, columns, rows) => {
+          if (rows.length === 0) return;
+          const values = sql.join(rows.map((row) => sql`(${sql.join(row.map((v) => sql`${v}`))})`));
+          await sql`insert into ${sql.table(table)} (${sql.join(columns.map((c) => sql.ref(c)))}) values ${values}`.execute(db);
         },
       },
     };

@@ -3,7 +3,7 @@ import OAuth from 'oauth-1.0a';
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../../src/errors/index.js';
 import { authorizationHeader, parseTokenResponse, problemOf } from '../../src/protocols/oauth1/client.js';
-import { formEncodeOAuth, percentDecode, percentEncode } from '../../src/protocols/oauth1/encoding.js';
+import { appendParameters, formEncodeOAuth, percentDecode, percentEncode } from '../../src/protocols/oauth1/encoding.js';
 import { collectParameters, MalformedOAuth, parseAuthorizationHeader } from '../../src/protocols/oauth1/parameters.js';
 import { oauthProblem } from '../../src/protocols/oauth1/problems.js';
 import { baseStringUri, normalizeParameters, parseRsaPublicKey, signatureBaseString, signBaseString, verifySignature } from '../../src/protocols/oauth1/signature.js';
@@ -74,6 +74,14 @@ describe('percent-encoding (RFC 5849 §3.6, wiki.oauth.net TestCases)', () => {
   it('refuses text without a UTF-8 form and malformed escapes', () => {
     expect(() => percentEncode('\uD800')).toThrow(/Unicode/);
     expect(() => percentDecode('%E3%80')).toThrow(/percent/);
+  });
+
+  it('appends to a URL without touching what it holds', () => {
+    expect(appendParameters('https://c.example/cb?state=a%20b&flag&sig=x%2Fy~', { oauth_token: 't', oauth_verifier: 'v w' })).toBe(
+      'https://c.example/cb?state=a%20b&flag&sig=x%2Fy~&oauth_token=t&oauth_verifier=v%20w',
+    );
+    expect(appendParameters('https://c.example/cb', { a: '1' })).toBe('https://c.example/cb?a=1');
+    expect(appendParameters('https://c.example/cb?#top', { a: '1' })).toBe('https://c.example/cb?a=1#top');
   });
 
   it('form-encodes responses with %20, never +', () => {

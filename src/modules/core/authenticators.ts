@@ -26,12 +26,14 @@ export function authorizationScheme(req: AuthRequest): { scheme: string; value: 
 export function sessionAuthenticator(s: Services): Authenticator {
   return {
     id: 'session',
-    async authenticate(req) {
+    authenticate(req) {
       const cookie = readCookie(req.headers.cookie, SESSION_COOKIE);
       if (!cookie) return undefined;
-      const session = await s.sessions.resolve(cookie);
-      if (!session) return undefined;
-      return { user: toPrincipalUser(session.user), link: null, authType: 'session', scopes: null, connection: req.connection, warnings: [], credentialId: session.idHash };
+      return (async () => {
+        const session = await s.sessions.resolve(cookie);
+        if (!session) return undefined;
+        return { user: toPrincipalUser(session.user), link: null, authType: 'session', scopes: null, connection: req.connection, warnings: [], credentialId: session.idHash };
+      })();
     },
   };
 }
@@ -41,21 +43,24 @@ export function apiTokenAuthenticator(s: Services): Authenticator {
   const realm = quote(s.config.appName);
   return {
     id: 'api-token',
-    async authenticate(req) {
+    authenticate(req) {
       const auth = authorizationScheme(req);
       if (auth?.scheme !== 'bearer' || !auth.value.startsWith(API_TOKEN_PREFIX)) return undefined;
-      try {
-        const { token, user } = await s.apiTokens.authenticate(auth.value);
-        return await tokenPrincipal(s, token, user, req);
-      } catch (error) {
-        if (error instanceof AppError) {
-          error.headers['www-authenticate'] = `Bearer realm=${realm}, error="invalid_token", error_description=${quote(error.message)}`;
-        }
-        throw error;
-      }
+      return claim(auth.value, req);
     },
     challenge: () => `Bearer realm=${realm}`,
   };
+  async function claim(value: string, req: AuthRequest): Promise<Principal> {
+    try {
+      const { token, user } = await s.apiTokens.authenticate(value);
+      return await tokenPrincipal(s, token, user, req);
+    } catch (error) {
+      if (error instanceof AppError) {
+        error.headers['www-authenticate'] = `Bearer realm=${realm}, error="invalid_token", error_description=${quote(error.message)}`;
+      }
+      throw error;
+    }
+  }
 }
 
 /**
@@ -70,31 +75,34 @@ export function basicAuthenticator(s: Services): Authenticator {
   };
   return {
     id: 'basic',
-    async authenticate(req) {
+    authenticate(req) {
       const auth = authorizationScheme(req);
       if (auth?.scheme !== 'basic') return undefined;
-      const decoded = /^[A-Za-z0-9+/]+={0,2}$/.test(auth.value) ? Buffer.from(auth.value, 'base64').toString('utf8') : '';
-      const colon = decoded.indexOf(':');
-      if (colon <= 0) throw fail(new AppError('malformed_credentials', { message: 'Basic credentials must be base64 of username:password.' }));
-      const username = decoded.slice(0, colon);
-      const secret = decoded.slice(colon + 1);
-      try {
-        if (secret.startsWith(API_TOKEN_PREFIX)) {
-          const { token, user } = await s.apiTokens.authenticate(secret);
-          if (user.username.toLowerCase() !== username.toLowerCase()) {
-            throw new AppError('invalid_credentials', { message: 'The API token does not belong to this user.' });
-          }
-          return await tokenPrincipal(s, token, user, req);
-        }
-        if (!s.config.basicPasswordAuth) throw new AppError('password_auth_disabled');
-        const user = await s.signIn.verify(username, secret, 'basic', req.remoteAddress);
-        return principalFor(user, 'basic', req, [WARNINGS['password-auth']]);
-      } catch (error) {
-        throw error instanceof AppError ? fail(error) : error;
-      }
+      return claim(auth.value, req);
     },
     challenge: () => challenge,
   };
+  async function claim(value: string, req: AuthRequest): Promise<Principal> {
+    const decoded = /^[A-Za-z0-9+/]+={0,2}$/.test(value) ? Buffer.from(value, 'base64').toString('utf8') : '';
+    const colon = decoded.indexOf(':');
+    if (colon <= 0) throw fail(new AppError('malformed_credentials', { message: 'Basic credentials must be base64 of username:password.' }));
+    const username = decoded.slice(0, colon);
+    const secret = decoded.slice(colon + 1);
+    try {
+      if (secret.startsWith(API_TOKEN_PREFIX)) {
+        const { token, user } = await s.apiTokens.authenticate(secret);
+        if (user.username.toLowerCase() !== username.toLowerCase()) {
+          throw new AppError('invalid_credentials', { message: 'The API token does not belong to this user.' });
+        }
+        return await tokenPrincipal(s, token, user, req);
+      }
+      if (!s.config.basicPasswordAuth) throw new AppError('password_auth_disabled');
+      const user = await s.signIn.verify(username, secret, 'basic', req.remoteAddress);
+      return principalFor(user, 'basic', req, [WARNINGS['password-auth']]);
+    } catch (error) {
+      throw error instanceof AppError ? fail(error) : error;
+    }
+  }
 }
 
 async function tokenPrincipal(s: Services, token: ApiTokenRecord, user: UserRecord, req: AuthRequest): Promise<Principal> {

@@ -1,3 +1,4 @@
+import type { Principal } from '../../auth/principal.js';
 import type { Authenticator } from '../../auth/registry.js';
 import type { AuthRequest } from '../../auth/request.js';
 import { collectParameters, isOAuthAuthorization, MalformedOAuth, queryOf } from '../../protocols/oauth1/parameters.js';
@@ -22,32 +23,32 @@ const SIGNED_QUERY = /[?&]oauth_signature=/;
 export function oauth1Authenticator(s: Services, provider: OAuth1Provider): Authenticator {
   return {
     id: OAUTH1_TYPE,
-    async authenticate(req: AuthRequest) {
+    authenticate(req: AuthRequest) {
       const authorization = req.headers.authorization;
       const inHeader = isOAuthAuthorization(authorization);
       if (!inHeader && authorization !== undefined) return undefined;
-      let form: URLSearchParams | undefined;
-      const url = req.url;
-      const inQuery = !inHeader && SIGNED_QUERY.test(url);
-      if (!inHeader && !inQuery) {
-        if (!mayCarryForm(req, s.config.bodyLimit)) return undefined;
-        form = await req.form();
-        if (!form?.has('oauth_signature')) return undefined;
-      } else if (mayCarryForm(req, s.config.bodyLimit)) {
-        // Body parameters are signed too (RFC 5849 §3.4.1.3.1), whatever carries the protocol ones.
-        form = await req.form();
-      }
-      let message;
-      try {
-        message = collectParameters({ authorization, query: queryOf(url), form });
-      } catch (error) {
-        if (!(error instanceof MalformedOAuth)) throw error;
-        throw provider.problem('oauth1_parameter_rejected', { advice: `The OAuth parameters cannot be read: ${error.message}.` });
-      }
-      return provider.authenticate({ method: req.method, url, secure: req.secure }, message, req.connection);
+      const inQuery = !inHeader && SIGNED_QUERY.test(req.url);
+      const withForm = mayCarryForm(req, s.config.bodyLimit);
+      if (!inHeader && !inQuery && !withForm) return undefined;
+      return claim(req, authorization, inHeader || inQuery, withForm);
     },
     challenge: () => oauthChallenge(provider.realm),
   };
+
+  async function claim(req: AuthRequest, authorization: string | undefined, claimed: boolean, withForm: boolean): Promise<Principal | undefined> {
+    const url = req.url;
+    // Body parameters are signed too (RFC 5849 §3.4.1.3.1), whatever carries the protocol ones.
+    const form = withForm ? await req.form() : undefined;
+    if (!claimed && !form?.has('oauth_signature')) return undefined;
+    let message;
+    try {
+      message = collectParameters({ authorization, query: queryOf(url), form });
+    } catch (error) {
+      if (!(error instanceof MalformedOAuth)) throw error;
+      throw provider.problem('oauth1_parameter_rejected', { advice: `The OAuth parameters cannot be read: ${error.message}.` });
+    }
+    return provider.authenticate({ method: req.method, url, secure: req.secure, consume: (drop) => (req.consumedParameters = drop) }, message, req.connection);
+  }
 }
 
 function mayCarryForm(req: AuthRequest, limit: number): boolean {

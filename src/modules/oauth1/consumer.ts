@@ -4,6 +4,7 @@ import type { PrincipalUser } from '../../auth/principal.js';
 import { constantTimeEqual } from '../../crypto/tokens.js';
 import { AppError } from '../../errors/index.js';
 import { authorizationHeader, parseTokenResponse, problemOf } from '../../protocols/oauth1/client.js';
+import { appendParameters } from '../../protocols/oauth1/encoding.js';
 import type { SignatureMethod, SigningSecrets } from '../../protocols/oauth1/signature.js';
 import type { OutgoingRequest, OutgoingSigner, SignContext, SignResult } from '../../outgoing/types.js';
 import type { Actor } from '../../services/audit.js';
@@ -224,9 +225,7 @@ export class OAuth1Consumer {
       createdAt: now,
       expiresAt: now + DANCE_TTL_MS,
     });
-    const url = new URL(dance.endpoints.authorize);
-    url.searchParams.set('oauth_token', token);
-    return url.toString();
+    return appendParameters(dance.endpoints.authorize, { oauth_token: token });
   }
 
   /**

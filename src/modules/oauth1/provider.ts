@@ -4,7 +4,7 @@ import { WARNINGS } from '../../auth/principal.js';
 import { constantTimeEqual, hashToken, randomToken } from '../../crypto/tokens.js';
 import { AppError } from '../../errors/index.js';
 import { formEncodeOAuth } from '../../protocols/oauth1/encoding.js';
-import type { OAuthMessage } from '../../protocols/oauth1/parameters.js';
+import { isProtocolParameter, type OAuthMessage } from '../../protocols/oauth1/parameters.js';
 import { oauthProblem, type OAuth1ProblemCode, type ProblemOptions } from '../../protocols/oauth1/problems.js';
 import type { SigningSecrets } from '../../protocols/oauth1/signature.js';
 import { checkProtocolParameters, checkSignature, type ProtocolParameters } from '../../protocols/oauth1/validate.js';
@@ -34,6 +34,8 @@ export interface SignedRequest {
   method: string;
   url: string;
   secure: boolean;
+  /** Marks parameters as consumed credentials (the gateway then does not forward them). */
+  consume?: (drop: (name: string) => boolean) => void;
 }
 
 /** An access token in the per-instance cache: the record and its opened secret. */
@@ -65,7 +67,7 @@ export class OAuth1Provider {
 
   constructor(private readonly s: Services) {
     this.repo = new OAuth1Repository(s.store.db);
-    this.nonces = new NonceStore(this.repo);
+    this.nonces = new NonceStore(this.repo, s.clock, s.store.capabilities, s.config.oauth1TimestampWindowSeconds);
     this.accessCache = s.revocations.register(new TtlCache<CachedAccess>(100_000, () => s.clock.now()));
   }
 
@@ -355,6 +357,8 @@ export class OAuth1Provider {
    */
   async authenticate(request: SignedRequest, message: OAuthMessage, connection: Connection): Promise<Principal> {
     const { p, consumer } = await this.begin(request, message);
+    // What signed the request is not the host's business: oauth_* parameters are not passed on.
+    if (message.transports.has('query') || message.transports.has('body')) request.consume?.(isProtocolParameter);
     if (p.token) return this.threeLegged(request, p, consumer, connection);
     await this.verify(request, p, consumer, undefined);
     const link = { id: consumer.linkId, name: consumer.linkName };
@@ -475,8 +479,8 @@ export class OAuth1Provider {
     for (const [tokenHash, at] of batch) await this.repo.touch(tokenHash, at);
   }
 
-  prune(): Promise<number> {
-    return this.repo.prune(this.now);
+  async prune(): Promise<number> {
+    return (await this.repo.prune(this.now)) + (await this.nonces.prune(this.now));
   }
 }
 

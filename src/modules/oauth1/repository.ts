@@ -1,5 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import { withTables, type Executor } from '../../storage/repositories/common.js';
+import type { Capabilities } from '../../storage/database.js';
 import type { Database } from '../../storage/schema.js';
 import type { OAuth1AccessTokensTable, OAuth1OutgoingRequestsTable, OAuth1OutgoingTokensTable, OAuth1RequestTokensTable, OAuth1Tables } from './tables.js';
 
@@ -192,6 +193,28 @@ export class OAuth1Repository {
       .returning('nonce_key')
       .execute();
     return new Set(rows.map((r) => r.nonce_key));
+  }
+
+  /** Appends one batch of accepted nonce fingerprints to the embedded store's log (see NonceStore). */
+  async appendNonceLog(capabilities: Capabilities, fingerprints: string, expiresAt: number, now: number): Promise<void> {
+    await capabilities.appendRows(this.db as unknown as Kysely<Database>, 'oauth1_nonce_log', ['inserted_at', 'expires_at', 'fingerprints'], [[now, expiresAt, fingerprints]]);
+  }
+
+  /** The logged batches that may still hold live nonces, to remember after a restart. */
+  async liveNonceLog(now: number): Promise<Array<{ fingerprints: string; expiresAt: number }>> {
+    const rows = await this.db.selectFrom('oauth1_nonce_log').select(['fingerprints', 'expires_at']).where('expires_at', '>', now).execute();
+    return rows.map((r) => ({ fingerprints: r.fingerprints, expiresAt: Number(r.expires_at) }));
+  }
+
+  /**
+   * Drops log entries appended before `insertedBefore`. The log is in insertion order, so this
+   * is a range at its start: found by walking from the start, never by scanning the live part.
+   */
+  async pruneNonceLog(insertedBefore: number): Promise<number> {
+    const firstKept = await this.db.selectFrom('oauth1_nonce_log').select('seq').where('inserted_at', '>=', insertedBefore).orderBy('seq').limit(1).executeTakeFirst();
+    let q = this.db.deleteFrom('oauth1_nonce_log');
+    q = firstKept ? q.where('seq', '<', firstKept.seq) : q.where('inserted_at', '<', insertedBefore);
+    return Number((await q.executeTakeFirst()).numDeletedRows);
   }
 
   // ------------------------------------------------------------ as a consumer

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../errors/index.js';
+import { appendParameters } from '../../protocols/oauth1/encoding.js';
 import { collectParameters, MalformedOAuth, queryOf, type OAuthMessage } from '../../protocols/oauth1/parameters.js';
 import type { Services } from '../../services/index.js';
 import { SESSION_COOKIE } from '../../services/sessions.js';
@@ -119,11 +120,9 @@ export async function oauth1Routes(app: FastifyInstance, s: Services, provider: 
       if (!user) return toSignIn(reply, `${AUTHORIZE_PATH}?oauth_token=${encodeURIComponent(token ?? '')}`);
       const pending = await provider.pendingAuthorization(token);
       const callback = provider.callbackOf(pending, form.get('oauth_callback') ?? undefined);
-      const back = (params: Record<string, string>) => {
-        const url = new URL(callback!);
-        for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
-        return redirect(reply, url.toString());
-      };
+      // Appended to the callback as registered, as net.oauth's OAuth.addParameters does: the
+      // consumer's own query stays byte for byte (some sign or compare it).
+      const back = (params: Record<string, string>) => redirect(reply, appendParameters(callback!, params));
       if (form.get('approve') === 'Allow') {
         const verifier = await provider.approve(pending, user, { id: user.id, name: user.username, address: request.ip });
         if (callback) return back({ oauth_token: token!, oauth_verifier: verifier });

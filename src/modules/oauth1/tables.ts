@@ -1,3 +1,5 @@
+import type { Generated } from 'kysely';
+
 /**
  * Table types of the OAuth 1.0a module (created by migration 0004-oauth1), used through
  * `withTables<OAuth1Tables>(executor)`. Conventions as in src/storage/schema.ts: times in ms,
@@ -37,6 +39,16 @@ export interface OAuth1NoncesTable {
   expires_at: number;
 }
 
+export interface OAuth1NonceLogTable {
+  /** SQLite's rowid: assigned in insertion order. */
+  seq: Generated<number>;
+  inserted_at: number;
+  /** The latest expiry of the batch. */
+  expires_at: number;
+  /** 16 hex characters per accepted nonce, concatenated. */
+  fingerprints: string;
+}
+
 export interface OAuth1OutgoingTokensTable {
   link_id: string;
   user_id: string;
@@ -62,6 +74,7 @@ export interface OAuth1Tables {
   oauth1_request_tokens: OAuth1RequestTokensTable;
   oauth1_access_tokens: OAuth1AccessTokensTable;
   oauth1_nonces: OAuth1NoncesTable;
+  oauth1_nonce_log: OAuth1NonceLogTable;
   oauth1_outgoing_tokens: OAuth1OutgoingTokensTable;
   oauth1_outgoing_requests: OAuth1OutgoingRequestsTable;
 }

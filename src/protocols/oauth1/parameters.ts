@@ -32,6 +32,8 @@ export function isProtocolParameter(name: string): boolean {
 }
 
 const SCHEME = /^oauth(?:\s+|$)/i;
+/** One `name="value"` (or RFC 2617 token value) and its separator, read where the last one ended. */
+const PAIR = /[ \t]*([A-Za-z0-9!#$%&'*+\-.^_`|~]+)[ \t]*=[ \t]*(?:"([^"\\]*)"|([^\s,"\\]*))[ \t]*(?:,|$)/y;
 
 /** True when an Authorization header uses the OAuth scheme (case-insensitive, RFC 5849 §3.5.1). */
 export function isOAuthAuthorization(header: string | undefined): header is string {
@@ -46,49 +48,23 @@ export function isOAuthAuthorization(header: string | undefined): header is stri
 export function parseAuthorizationHeader(header: string): { realm: string | undefined; pairs: Array<[string, string]> } {
   const match = SCHEME.exec(header);
   if (!match) throw new MalformedOAuth('not the OAuth scheme');
-  const text = header.slice(match[0].length);
   const pairs: Array<[string, string]> = [];
   let realm: string | undefined;
-  let i = 0;
-  const n = text.length;
-  const skipSpace = () => {
-    while (i < n && (text[i] === ' ' || text[i] === '\t')) i++;
-  };
-  while (i < n) {
-    skipSpace();
-    if (i >= n) break;
-    const eq = text.indexOf('=', i);
-    if (eq < 0) throw new MalformedOAuth('a parameter has no value');
-    const rawName = text.slice(i, eq).trim();
-    if (!/^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/.test(rawName)) throw new MalformedOAuth('a parameter name is not a token');
-    i = eq + 1;
-    skipSpace();
-    let rawValue: string;
-    if (text[i] === '"') {
-      const close = text.indexOf('"', i + 1);
-      if (close < 0) throw new MalformedOAuth('an unterminated quoted value');
-      rawValue = text.slice(i + 1, close);
-      // OAuth values are percent-encoded, so a backslash escape never appears in a valid header.
-      if (rawValue.includes('\\')) throw new MalformedOAuth('an escaped quote in a value');
-      i = close + 1;
-    } else {
-      const end = text.indexOf(',', i);
-      rawValue = (end < 0 ? text.slice(i) : text.slice(i, end)).trim();
-      i = end < 0 ? n : end;
-    }
-    skipSpace();
-    if (i < n) {
-      if (text[i] !== ',') throw new MalformedOAuth('parameters must be separated by commas');
-      i++;
-    }
+  const n = header.length;
+  PAIR.lastIndex = match[0].length;
+  while (PAIR.lastIndex < n) {
+    const m = PAIR.exec(header);
+    // OAuth values are percent-encoded, so a backslash escape never appears in a valid header.
+    if (!m) throw new MalformedOAuth('parameters must be name="value" pairs separated by commas');
     try {
-      const name = percentDecode(rawName);
-      const value = percentDecode(rawValue);
+      const name = percentDecode(m[1]!);
+      const value = percentDecode(m[2] ?? m[3]!);
       if (name === 'realm') realm = value;
       else pairs.push([name, value]);
     } catch (error) {
       throw new MalformedOAuth(error instanceof EncodingError ? error.message : 'malformed parameter');
     }
+    if (m[0].length === 0) break;
   }
   return { realm, pairs };
 }

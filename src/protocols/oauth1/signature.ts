@@ -30,36 +30,64 @@ export function baseStringUri(url: string): string {
   return `${scheme}://${authority}${path}`;
 }
 
+/** Names and values encoded (RFC 5849 §3.6) and sorted by encoded name, then value; `oauth_signature` left out. */
+function sortedEncodedPairs(pairs: Iterable<readonly [string, string]>): Array<[string, string]> {
+  const encoded: Array<[string, string]> = [];
+  for (const [name, value] of pairs) {
+    if (name === 'oauth_signature') continue;
+    encoded.push([percentEncode(name), percentEncode(value)]);
+  }
+  // By encoded name, then encoded value (sorting the joined strings would put "a=" after "a-b=").
+  // Encoded forms are ASCII, so string order is byte order.
+  return encoded.sort(compareEncodedPairs);
+}
+
+function compareEncodedPairs(a: [string, string], b: [string, string]): number {
+  if (a[0] !== b[0]) return a[0] < b[0] ? -1 : 1;
+  return a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0;
+}
+
 /**
  * RFC 5849 §3.4.1.3.2: names and values encoded, sorted by name then value (byte order of the
  * encoded forms, duplicates kept), joined as `name=value` with `&`. `oauth_signature` is left out.
  */
 export function normalizeParameters(pairs: Iterable<readonly [string, string]>): string {
-  const encoded: string[] = [];
-  for (const [name, value] of pairs) {
-    if (name === 'oauth_signature') continue;
-    encoded.push(`${percentEncode(name)}=${percentEncode(value)}`);
-  }
-  // By encoded name, then encoded value (sorting the joined strings would put "a=" after "a-b=").
-  // Encoded forms are ASCII, so string order is byte order.
-  encoded.sort(compareEncodedPairs);
-  return encoded.join('&');
+  return sortedEncodedPairs(pairs)
+    .map(([n, v]) => `${n}=${v}`)
+    .join('&');
 }
 
-function compareEncodedPairs(a: string, b: string): number {
-  const ea = a.indexOf('=');
-  const eb = b.indexOf('=');
-  const na = a.slice(0, ea);
-  const nb = b.slice(0, eb);
-  if (na !== nb) return na < nb ? -1 : 1;
-  const va = a.slice(ea + 1);
-  const vb = b.slice(eb + 1);
-  return va < vb ? -1 : va > vb ? 1 : 0;
+/**
+ * The normalized parameters encoded once more, as the base string holds them (§3.4.1.1 step 5):
+ * each piece is unreserved characters and `%`, so only `%` (→ `%25`), `=` (→ `%3D`) and `&`
+ * (→ `%26`) change; built directly, without a second pass over the whole string.
+ */
+function encodedNormalizedParameters(pairs: Iterable<readonly [string, string]>): string {
+  const sorted = sortedEncodedPairs(pairs);
+  const again = (piece: string) => (piece.includes('%') ? piece.replaceAll('%', '%25') : piece);
+  let out = '';
+  for (let i = 0; i < sorted.length; i++) out += `${i === 0 ? '' : '%26'}${again(sorted[i]![0])}%3D${again(sorted[i]![1])}`;
+  return out;
+}
+
+/** Encoded base string URIs by the URL before its query: a gateway sees the same few paths again and again. */
+const encodedUris = new Map<string, string>();
+
+function encodedBaseStringUri(url: string): string {
+  const q = url.search(/[?#]/);
+  const key = q < 0 ? url : url.slice(0, q);
+  let encoded = encodedUris.get(key);
+  if (encoded === undefined) {
+    encoded = percentEncode(baseStringUri(key));
+    if (encodedUris.size >= 1000) encodedUris.clear();
+    encodedUris.set(key, encoded);
+  }
+  return encoded;
 }
 
 /** RFC 5849 §3.4.1.1: `METHOD&encoded base string URI&encoded normalized parameters`. */
 export function signatureBaseString(method: string, url: string, pairs: Iterable<readonly [string, string]>): string {
-  return `${percentEncode(method.toUpperCase())}&${percentEncode(baseStringUri(url))}&${percentEncode(normalizeParameters(pairs))}`;
+  return `${percentEncode(method.toUpperCase())}&${encodedBaseStringUri(url)}&${encodedNormalizedParameters(pairs)}`;
 }
 
 /** The key material of one signature: shared secrets for HMAC and PLAINTEXT, an RSA key for RSA. */

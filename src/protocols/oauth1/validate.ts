@@ -49,12 +49,16 @@ export function checkProtocolParameters(message: OAuthMessage, options: CheckOpt
   if (version !== undefined && version !== '1.0') {
     throw oauthProblem('oauth1_version_rejected', realm, { params: { oauth_acceptable_versions: '1.0-1.0' }, advice: 'oauth_version must be 1.0.' });
   }
-  const absent = REQUIRED.filter((name) => get(name) === undefined);
-  if (absent.length > 0) {
+  let complete = true;
+  for (const name of REQUIRED) if (get(name) === undefined) complete = false;
+  if (!complete) {
+    const absent = REQUIRED.filter((name) => get(name) === undefined);
     throw oauthProblem('oauth1_parameter_absent', realm, { params: { oauth_parameters_absent: absent.join('&') }, advice: `Missing: ${absent.join(', ')}.` });
   }
-  const tooLong = [...message.protocol].filter(([, v]) => v.length > MAX_LENGTH).map(([n]) => n);
-  if (tooLong.length > 0) {
+  let longest = 0;
+  for (const value of message.protocol.values()) if (value.length > longest) longest = value.length;
+  if (longest > MAX_LENGTH) {
+    const tooLong = [...message.protocol].filter(([, v]) => v.length > MAX_LENGTH).map(([n]) => n);
     throw oauthProblem('oauth1_parameter_rejected', realm, { params: { oauth_parameters_rejected: tooLong.join('&') }, advice: `Longer than ${MAX_LENGTH} characters: ${tooLong.join(', ')}.` });
   }
   const method = get('oauth_signature_method')!;

@@ -56,13 +56,26 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema.createIndex('oauth1_access_tokens_user').on('oauth1_access_tokens').column('user_id').execute();
   await db.schema.createIndex('oauth1_access_tokens_session_expires').on('oauth1_access_tokens').column('session_expires_at').execute();
 
-  // The replay store: a (consumer, nonce) pair accepted once within the timestamp window.
+  // The replay store of a shared store (PostgreSQL): a (consumer, nonce) pair is a row that an
+  // insert either creates (fresh) or finds (replay), on every instance alike.
   await db.schema
     .createTable('oauth1_nonces')
     .addColumn('nonce_key', 'text', (c) => c.primaryKey())
     .addColumn('expires_at', 'bigint', (c) => c.notNull())
     .execute();
   await db.schema.createIndex('oauth1_nonces_expires').on('oauth1_nonces').column('expires_at').execute();
+
+  // The replay store of the embedded store, which one process owns: that process decides from
+  // memory and appends what it accepted here, one row per batch (the fingerprints concatenated)
+  // in insertion order (the rowid), so it remembers them after a restart. Appending touches only
+  // the last page; a unique key would write one random page per request.
+  await db.schema
+    .createTable('oauth1_nonce_log')
+    .addColumn('seq', 'integer', (c) => c.primaryKey())
+    .addColumn('inserted_at', 'bigint', (c) => c.notNull())
+    .addColumn('expires_at', 'bigint', (c) => c.notNull())
+    .addColumn('fingerprints', 'text', (c) => c.notNull())
+    .execute();
 
   // As a consumer: the access token a remote issued us for one user of one link.
   await db.schema
