@@ -1,8 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { XMLParser } from 'fast-xml-parser';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { request as undiciRequest } from 'undici';
 import { AppError } from '../../errors/index.js';
 import { actorOf } from '../../services/audit.js';
 import type { Services } from '../../services/index.js';
@@ -12,6 +10,7 @@ import * as S from '../../server/routes/schemas.js';
 import { DANCE_START_PATH, type OAuth1Consumer } from './consumer.js';
 import { OAUTH1_TYPE } from './consumers.js';
 import type { OAuth1Provider } from './provider.js';
+import { registerFromConsumerInfo } from './registration.js';
 import { CONSUMER_INFO_PATH } from './routes.js';
 
 const errors = { 400: S.ErrorBody, 401: S.ErrorBody, 403: S.ErrorBody, 404: S.ErrorBody, 409: S.ErrorBody, 502: S.ErrorBody };
@@ -74,25 +73,7 @@ export async function oauth1Api(root: FastifyInstance, s: Services, _provider: O
         response: { 200: S.Link, ...errors },
       },
     },
-    async (request) => {
-      const link = await s.links.get(request.params.id);
-      if (!link.url) throw new AppError('validation_failed', { field: 'url', message: 'The link has no URL to fetch the consumer-info document from.' });
-      const info = await fetchConsumerInfo(`${link.url}${CONSUMER_INFO_PATH}`);
-      const existing = link.incoming.find((a) => a.type === OAUTH1_TYPE)?.config ?? {};
-      const b = request.body;
-      const config: Record<string, unknown> = {
-        consumerKey: info.key,
-        name: info.name,
-        publicKey: info.publicKey,
-        ...(info.description ? { description: info.description.slice(0, 1000) } : {}),
-        ...(info.callback ? { callback: info.callback } : {}),
-      };
-      for (const name of ['allow3LO', 'allow2LO', 'executeAs', 'allow2LOImpersonation'] as const) {
-        const value = b[name] ?? existing[name];
-        if (value !== undefined) config[name] = value;
-      }
-      return linkJson(await s.links.setAuth(link.id, 'incoming', OAUTH1_TYPE, config, await actor(request)));
-    },
+    async (request) => linkJson(await registerFromConsumerInfo(s, request.params.id, request.body, await actor(request))),
   );
 
   app.get('/api/v1/me/oauth1/outgoing', { schema: { tags: ['me'], summary: 'The linked applications applinks calls in your name with 3-legged OAuth, and whether you authorized it', response: { 200: OutgoingStatus, ...errors } } }, async (request) => {
@@ -121,30 +102,3 @@ export async function oauth1Api(root: FastifyInstance, s: Services, _provider: O
   );
 }
 
-/** Reads a remote's consumer-info document (PROTOCOLS.md §1.7): elements looked up by name, any root. */
-export async function fetchConsumerInfo(url: string): Promise<{ key: string; name: string; publicKey: string; description?: string; callback?: string }> {
-  let body: string;
-  try {
-    const res = await undiciRequest(url, { method: 'GET', headers: { accept: 'application/xml' }, headersTimeout: 10_000, bodyTimeout: 10_000 });
-    body = (await res.body.text()).slice(0, 200_000);
-    if (res.statusCode !== 200) throw new AppError('upstream_unavailable', { message: `The remote answered its consumer-info URL with HTTP ${res.statusCode}.` });
-  } catch (error) {
-    if (error instanceof AppError) throw error;
-    throw new AppError('upstream_unavailable', { message: 'The remote could not be reached for its consumer-info document.', detail: (error as Error).message });
-  }
-  let doc: Record<string, unknown>;
-  try {
-    const parsed = new XMLParser({ ignoreAttributes: true, parseTagValue: false }).parse(body) as Record<string, unknown>;
-    doc = (Object.entries(parsed).find(([k]) => !k.startsWith('?'))?.[1] ?? {}) as Record<string, unknown>;
-  } catch {
-    throw new AppError('upstream_unavailable', { message: 'The consumer-info document is not XML.' });
-  }
-  const text = (v: unknown) => (typeof v === 'string' && v.trim() ? v.trim() : undefined);
-  const key = text(doc.key);
-  const name = text(doc.name);
-  const publicKey = text(doc.publicKey);
-  if (!key || !name || !publicKey) throw new AppError('upstream_unavailable', { message: 'The consumer-info document has no key, name or publicKey.' });
-  const description = text(doc.description);
-  const callback = text(doc.callback);
-  return { key, name, publicKey, ...(description ? { description } : {}), ...(callback ? { callback } : {}) };
-}
