@@ -84,7 +84,8 @@ export async function createApplinks(
           request.applinks = known ?? (await guard(request.raw, request.body, opts.required ?? false));
         } catch (error) {
           const e = toAppError(error);
-          return reply.code(e.status).headers(e.headers).header('cache-control', 'no-store').send(e.toJSON());
+          const { contentType, payload } = rendering(e);
+          return reply.code(e.status).headers(e.headers).header('cache-control', 'no-store').type(contentType).send(payload);
         }
       });
     },
@@ -104,14 +105,20 @@ export async function createApplinks(
         (error: unknown) => {
           const e = toAppError(error);
           if (e.status >= 500) return next(error);
-          res.writeHead(e.status, { ...e.headers, 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
-          res.end(JSON.stringify(e.toJSON()));
+          const { contentType, payload } = rendering(e);
+          res.writeHead(e.status, { ...e.headers, 'content-type': contentType, 'cache-control': 'no-store' });
+          res.end(payload);
         },
       );
     },
     request: (link, call) => services.outgoing.request(link, call),
     close: () => services.close(),
   };
+}
+
+/** The body of a refusal: the protocol's own (an OAuth 1.0a problem is form-encoded, as Jira sends it), else JSON. */
+function rendering(e: AppError): { contentType: string; payload: string } {
+  return e.body ?? { contentType: 'application/json; charset=utf-8', payload: JSON.stringify(e.toJSON()) };
 }
 
 function parsedForm(req: IncomingMessage, body: unknown): URLSearchParams | Buffer | undefined {

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApplinks, type Applinks } from '../../src/index.js';
 import { SYSTEM_ACTOR } from '../../src/services/audit.js';
 import { createHarness, basic, type Harness } from '../helpers/harness.js';
+import { authHeader, registerConsumer } from '../helpers/oauth1.js';
 
 /**
  * A Node host embeds applinks through the library, sharing the store with a running applinks
@@ -69,6 +70,22 @@ describe('library inside Node hosts', () => {
     } finally {
       server.close();
     }
+  });
+
+  it('accepts OAuth 1.0a signed for the host’s URL, and refuses a bad one with Jira’s problem rendering', async () => {
+    // A consumer registered and authorized on the server; the host signs-checks with the library.
+    const c = await registerConsumer(server, { method: 'HMAC-SHA1', config: { allow2LO: true, executeAs: 'alice' } });
+    const app = Fastify();
+    await app.register(lib.fastifyPlugin);
+    app.get('/issues', async (req) => ({ user: req.applinks.user?.username ?? null, auth: req.applinks.authType }));
+    const header = authHeader(c, { base: 'http://host.test', path: '/issues?project=X', token: { key: '', secret: '' } });
+    expect((await app.inject({ url: '/issues?project=X', headers: { host: 'host.test', authorization: header } })).json()).toEqual({ user: 'alice', auth: 'oauth1-2lo' });
+    const replay = await app.inject({ url: '/issues?project=X', headers: { host: 'host.test', authorization: header } });
+    expect(replay.statusCode).toBe(401);
+    expect(replay.headers['content-type']).toBe('application/x-www-form-urlencoded;charset=UTF-8');
+    expect(replay.headers['www-authenticate']).toMatch(/^OAuth realm="http%3A%2F%2Fhost.test", oauth_problem="nonce_used"/);
+    expect(new URLSearchParams(replay.body).get('oauth_problem')).toBe('nonce_used');
+    await app.close();
   });
 
   it('sees a revocation made by the server within the cache lifetime', async () => {
