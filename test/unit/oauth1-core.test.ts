@@ -6,7 +6,7 @@ import { authorizationHeader, parseTokenResponse, problemOf } from '../../src/pr
 import { appendParameters, formEncodeOAuth, percentDecode, percentEncode } from '../../src/protocols/oauth1/encoding.js';
 import { collectParameters, MalformedOAuth, parseAuthorizationHeader } from '../../src/protocols/oauth1/parameters.js';
 import { oauthProblem } from '../../src/protocols/oauth1/problems.js';
-import { baseStringUri, normalizeParameters, parseRsaPublicKey, signatureBaseString, signBaseString, verifySignature } from '../../src/protocols/oauth1/signature.js';
+import { baseStringUri, hmacKeyObject, normalizeParameters, parseRsaPublicKey, signatureBaseString, signBaseString, verifySignature } from '../../src/protocols/oauth1/signature.js';
 import { checkProtocolParameters, checkSignature } from '../../src/protocols/oauth1/validate.js';
 
 const problem = (fn: () => unknown) => {
@@ -153,6 +153,7 @@ describe('signature methods', () => {
     ],
   ])('HMAC-SHA1 with secrets %s & %s (wiki TestCases)', (consumerSecret, tokenSecret, baseString, signature) => {
     expect(signBaseString('HMAC-SHA1', baseString, { consumerSecret, tokenSecret })).toBe(signature);
+    expect(signBaseString('HMAC-SHA1', baseString, { hmacKey: hmacKeyObject(consumerSecret, tokenSecret) })).toBe(signature);
     expect(verifySignature('HMAC-SHA1', baseString, signature, { consumerSecret, tokenSecret })).toBe(true);
     expect(verifySignature('HMAC-SHA1', baseString, signature.replace(/.$/, 'A'), { consumerSecret, tokenSecret })).toBe(false);
   });

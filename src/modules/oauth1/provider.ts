@@ -1,4 +1,4 @@
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomBytes, randomInt, type KeyObject } from 'node:crypto';
 import type { Connection, Principal, PrincipalUser } from '../../auth/principal.js';
 import { WARNINGS } from '../../auth/principal.js';
 import { constantTimeEqual, hashToken, randomToken } from '../../crypto/tokens.js';
@@ -6,7 +6,7 @@ import { AppError } from '../../errors/index.js';
 import { formEncodeOAuth } from '../../protocols/oauth1/encoding.js';
 import { isProtocolParameter, type OAuthMessage } from '../../protocols/oauth1/parameters.js';
 import { oauthProblem, type OAuth1ProblemCode, type ProblemOptions } from '../../protocols/oauth1/problems.js';
-import type { SigningSecrets } from '../../protocols/oauth1/signature.js';
+import { hmacKeyObject, type SigningSecrets } from '../../protocols/oauth1/signature.js';
 import { checkProtocolParameters, checkSignature, type ProtocolParameters } from '../../protocols/oauth1/validate.js';
 import type { Actor } from '../../services/audit.js';
 import type { Authorization } from '../../services/authorizations.js';
@@ -38,10 +38,11 @@ export interface SignedRequest {
   consume?: (drop: (name: string) => boolean) => void;
 }
 
-/** An access token in the per-instance cache: the record and its opened secret. */
+/** An access token in the per-instance cache: the record, its opened secret, and the HMAC key made from them. */
 interface CachedAccess {
   record: AccessTokenRecord;
   secret: string;
+  hmac?: { consumer: Consumer; key: KeyObject };
 }
 
 /** What the consent page shows about a request token. */
@@ -64,6 +65,7 @@ export class OAuth1Provider {
   /** Access-token last-use times, written in batches so a resource request never waits for a write. */
   private lastUsed = new Map<string, number>();
   private readonly views = new WeakMap<UserRecord, PrincipalUser>();
+  private readonly consumerKeys = new WeakMap<Consumer, KeyObject>();
 
   constructor(private readonly s: Services) {
     this.repo = new OAuth1Repository(s.store.db);
@@ -111,8 +113,10 @@ export class OAuth1Provider {
   }
 
   /** The signature with the consumer's key and the token secret, then the nonce. */
-  private async verify(request: SignedRequest, p: ProtocolParameters, consumer: Consumer, tokenSecret: string | undefined): Promise<void> {
-    const secrets: SigningSecrets = consumer.rsaKey ? { rsaKey: consumer.rsaKey } : { consumerSecret: consumer.sharedSecret ?? '', ...(tokenSecret !== undefined ? { tokenSecret } : {}) };
+  private async verify(request: SignedRequest, p: ProtocolParameters, consumer: Consumer, tokenSecret: string | undefined, hmacKey?: KeyObject): Promise<void> {
+    const secrets: SigningSecrets = consumer.rsaKey
+      ? { rsaKey: consumer.rsaKey }
+      : { consumerSecret: consumer.sharedSecret ?? '', ...(tokenSecret !== undefined ? { tokenSecret } : {}), hmacKey: hmacKey ?? (tokenSecret === undefined ? this.twoLeggedKey(consumer) : undefined) };
     checkSignature(request, p, secrets, { realm: this.realm, debug: this.s.config.oauth1DebugSignatures });
     // Remembered until no timestamp check could accept the request again (plus a minute of
     // clock difference between instances).
@@ -120,6 +124,14 @@ export class OAuth1Provider {
     if (!(await this.nonces.check(consumer.key, p.nonce, expiresAt))) {
       throw this.problem('oauth1_nonce_used', { advice: 'This nonce was already used: every request needs a new oauth_nonce.' });
     }
+  }
+
+  /** The HMAC key of a consumer's 2-legged (and token-less) requests, made once per consumer record. */
+  private twoLeggedKey(consumer: Consumer): KeyObject | undefined {
+    if (consumer.sharedSecret === null) return undefined;
+    let key = this.consumerKeys.get(consumer);
+    if (!key) this.consumerKeys.set(consumer, (key = hmacKeyObject(consumer.sharedSecret, undefined)));
+    return key;
   }
 
   private openSecret(sealed: string, context: string): string {
@@ -298,7 +310,6 @@ export class OAuth1Provider {
       await r.issueAccessToken(issued.record, now);
       return true;
     }, 'The access token was renewed by a concurrent request.', 'oauth1_token_revoked');
-    this.accessCache.delete(record.tokenHash);
     this.s.revocations.credential(record.tokenHash);
     return issued.body;
   }
@@ -388,13 +399,14 @@ export class OAuth1Provider {
   private async threeLegged(request: SignedRequest, p: ProtocolParameters, consumer: Consumer, connection: Connection): Promise<Principal> {
     const token = p.token!;
     if (!token.startsWith(ACCESS_TOKEN_PREFIX)) throw this.problem('oauth1_token_rejected', { advice: 'This is not an access token.' });
-    const tokenHash = hashToken(token);
-    let cached = this.accessCache.get(tokenHash);
+    // Keyed by the token itself (held for a second, beside its secret): a hit costs no hash.
+    let cached = this.accessCache.get(token);
     if (!cached) {
+      const tokenHash = hashToken(token);
       const record = await this.repo.findAccessToken(tokenHash);
       if (!record) throw this.problem('oauth1_token_rejected', { advice: 'The access token is unknown.' });
       cached = { record, secret: this.openSecret(record.secretSealed, sealContexts.accessSecret(tokenHash)) };
-      this.accessCache.set(tokenHash, cached, this.s.config.authCacheTtlMs, [
+      this.accessCache.set(token, cached, this.s.config.authCacheTtlMs, [
         `user:${record.userId}`,
         `link:${record.linkId}`,
         `cred:${tokenHash}`,
@@ -402,8 +414,10 @@ export class OAuth1Provider {
       ]);
     }
     const { record } = cached;
+    const tokenHash = record.tokenHash;
     if (record.linkId !== consumer.linkId || record.consumerKey !== consumer.key) throw this.problem('oauth1_token_rejected', { advice: 'The access token belongs to another consumer.' });
-    await this.verify(request, p, consumer, cached.secret);
+    if (consumer.sharedSecret !== null && cached.hmac?.consumer !== consumer) cached.hmac = { consumer, key: hmacKeyObject(consumer.sharedSecret, cached.secret) };
+    await this.verify(request, p, consumer, cached.secret, cached.hmac?.key);
     if (record.revokedAt !== null) throw this.problem('oauth1_token_revoked', { advice: 'The authorization was revoked.' });
     const now = this.now;
     if (record.expiresAt <= now) throw this.problem('oauth1_token_expired', { advice: 'The access token has expired: renew it with oauth_session_handle.' });

@@ -1,4 +1,4 @@
-import { createHmac, createPrivateKey, createPublicKey, sign as rsaSign, timingSafeEqual, verify as rsaVerify, type KeyObject } from 'node:crypto';
+import { createHmac, createPrivateKey, createPublicKey, createSecretKey, sign as rsaSign, timingSafeEqual, verify as rsaVerify, type KeyObject } from 'node:crypto';
 import { percentEncode } from './encoding.js';
 
 /** The signature methods applinks knows (RFC 5849 §3.4, plus the SHA-256 variants). */
@@ -94,6 +94,8 @@ export function signatureBaseString(method: string, url: string, pairs: Iterable
 export interface SigningSecrets {
   consumerSecret?: string;
   tokenSecret?: string;
+  /** `hmacKeyObject(consumerSecret, tokenSecret)` made in advance (HMAC only; saves preparing the key per request). */
+  hmacKey?: KeyObject;
   /** The consumer's RSA private key (signing) or public key (verifying). */
   rsaKey?: KeyObject;
 }
@@ -103,12 +105,17 @@ export function hmacKey(consumerSecret: string, tokenSecret: string | undefined)
   return `${percentEncode(consumerSecret)}&${percentEncode(tokenSecret ?? '')}`;
 }
 
+/** The HMAC key of §3.4.2 as a KeyObject, for a verifier that checks many requests with the same secrets. */
+export function hmacKeyObject(consumerSecret: string, tokenSecret: string | undefined): KeyObject {
+  return createSecretKey(Buffer.from(hmacKey(consumerSecret, tokenSecret), 'utf8'));
+}
+
 /** Signs a base string; answers the `oauth_signature` value (base64, not yet percent-encoded). */
 export function signBaseString(method: SignatureMethod, baseString: string, secrets: SigningSecrets): string {
   switch (method) {
     case 'HMAC-SHA1':
     case 'HMAC-SHA256':
-      return createHmac(method === 'HMAC-SHA1' ? 'sha1' : 'sha256', hmacKey(secrets.consumerSecret ?? '', secrets.tokenSecret))
+      return createHmac(method === 'HMAC-SHA1' ? 'sha1' : 'sha256', secrets.hmacKey ?? hmacKey(secrets.consumerSecret ?? '', secrets.tokenSecret))
         .update(baseString, 'utf8')
         .digest('base64');
     case 'PLAINTEXT':
