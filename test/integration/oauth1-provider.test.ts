@@ -275,6 +275,25 @@ describe.each(DIALECTS)('OAuth 1.0a provider on %s', (dialect) => {
     expect(h.logs.filter((l) => /"level":50/.test(l))).toEqual([]);
   });
 
+  it('accepts PLAINTEXT from a shared-secret consumer over https, and HMAC-SHA256 and RSA-SHA256', async () => {
+    const tls = await createHarness(dialect, { config: { baseUrl: 'https://applinks.test' } });
+    try {
+      const hmac = await registerConsumer(tls, { method: 'HMAC-SHA1', config: { allow2LO: true } });
+      const at = Math.floor(tls.clock.now() / 1000);
+      const plaintext = authorizationHeader({ method: 'GET', url: 'https://applinks.test/x', consumerKey: hmac.key, token: '', signatureMethod: 'PLAINTEXT', secrets: { consumerSecret: hmac.secret! }, timestamp: at });
+      expect(json(await tls.inject({ url: '/x', headers: { authorization: plaintext } }))).toMatchObject({ authType: 'oauth1-2lo' });
+      const wrong = authorizationHeader({ method: 'GET', url: 'https://applinks.test/x', consumerKey: hmac.key, token: '', signatureMethod: 'PLAINTEXT', secrets: { consumerSecret: 'not-the-secret' }, timestamp: at });
+      expect(problemOf(await tls.inject({ url: '/x', headers: { authorization: wrong } }))).toBe('signature_invalid');
+      const sha256 = authorizationHeader({ method: 'GET', url: 'https://applinks.test/x', consumerKey: hmac.key, token: '', signatureMethod: 'HMAC-SHA256', secrets: { consumerSecret: hmac.secret! }, timestamp: at });
+      expect(json(await tls.inject({ url: '/x', headers: { authorization: sha256 } }))).toMatchObject({ authType: 'oauth1-2lo' });
+      const rsa256 = await registerConsumer(tls, { config: { allow2LO: true } });
+      const signed = authorizationHeader({ method: 'GET', url: 'https://applinks.test/x', consumerKey: rsa256.key, token: '', signatureMethod: 'RSA-SHA256', secrets: { rsaKey: rsa256.privateKey! }, timestamp: at });
+      expect(json(await tls.inject({ url: '/x', headers: { authorization: signed } }))).toMatchObject({ authType: 'oauth1-2lo', warnings: [] });
+    } finally {
+      await tls.close();
+    }
+  });
+
   it('echoes the base string with signature_invalid only when the debug switch is on', async () => {
     const debug = await createHarness(dialect, { config: { oauth1DebugSignatures: true } });
     try {
