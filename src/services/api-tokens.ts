@@ -9,6 +9,7 @@ import { TtlCache } from '../util/ttl-cache.js';
 import type { Actor, AuditService } from './audit.js';
 import type { Revocations } from './revocations.js';
 import type { UserService } from './users.js';
+import { LastUse } from '../util/last-use.js';
 
 /** Personal API tokens start with this prefix, so they are recognised wherever they are sent. */
 export const API_TOKEN_PREFIX = 'alpat_';
@@ -27,7 +28,7 @@ export function apiTokenView(t: ApiTokenRecord): ApiTokenView {
  */
 export class ApiTokenService {
   private readonly cache: TtlCache<ApiTokenRecord>;
-  private lastUsed = new Map<string, number>();
+  private readonly lastUsed = new LastUse();
 
   constructor(
     private readonly store: Store,
@@ -93,15 +94,12 @@ export class ApiTokenService {
     const user = await this.users.cached(record.userId);
     if (!user) throw new AppError('invalid_credentials', { message: 'The API token is not valid.' });
     if (user.disabled) throw new AppError('user_disabled');
-    this.lastUsed.set(record.id, now);
+    this.lastUsed.note(record.id, now);
     return { token: record, user };
   }
 
   /** Writes the batched last-use times. */
   async flushLastUsed(): Promise<void> {
-    if (this.lastUsed.size === 0) return;
-    const batch = this.lastUsed;
-    this.lastUsed = new Map();
-    await this.store.apiTokens.touch(batch);
+    await this.lastUsed.flush((batch) => this.store.apiTokens.touch(batch));
   }
 }

@@ -39,16 +39,19 @@ export async function echoUpstream(): Promise<{ url: string; seen: SeenRequest[]
   };
 }
 
-/** A loopback redirect target (RFC 8252 §7.3) that records the URL the browser arrived with. */
-export async function callbackServer(): Promise<{ port: number; next(): Promise<URL>; close(): Promise<void> }> {
+/**
+ * A loopback redirect target (RFC 8252 §7.3) that records the URL the browser arrived with.
+ * Only URLs carrying one of `marks` count (authorization responses; browsers also ask for
+ * /favicon.ico): OAuth 2.0's `code`/`error` by default, OAuth 1.0a's `oauth_token`/`oauth_verifier`.
+ */
+export async function callbackServer(marks: readonly string[] = ['code', 'error']): Promise<{ port: number; url: string; next(): Promise<URL>; close(): Promise<void> }> {
   let waiting: ((url: URL) => void) | undefined;
   const arrived: URL[] = [];
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', `http://${req.headers.host ?? '127.0.0.1'}`);
     res.writeHead(200, { 'content-type': 'text/html' });
     res.end('<!doctype html><title>done</title><p>You can close this window.</p>');
-    // Only authorization responses count (browsers also ask for /favicon.ico).
-    if (!url.searchParams.has('code') && !url.searchParams.has('error')) return;
+    if (!marks.some((m) => url.searchParams.has(m))) return;
     if (waiting) {
       waiting(url);
       waiting = undefined;
@@ -58,7 +61,12 @@ export async function callbackServer(): Promise<{ port: number; next(): Promise<
   const { port } = server.address() as AddressInfo;
   return {
     port,
+    url: `http://127.0.0.1:${port}`,
     next: () => (arrived.length > 0 ? Promise.resolve(arrived.shift()!) : new Promise<URL>((resolve) => (waiting = resolve))),
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

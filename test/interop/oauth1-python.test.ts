@@ -1,13 +1,12 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Browser } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { launchChromium } from '../helpers/browser.js';
 import { DIALECTS, userWithToken, type Harness } from '../helpers/harness.js';
+import { callbackServer } from '../helpers/net.js';
 import { listeningHarness } from '../helpers/oauth2.js';
 import { AUTHORIZE, consumerKeyPair, registerConsumer, type TestConsumer } from '../helpers/oauth1.js';
 import { startUpstream } from '../helpers/upstream.js';
@@ -105,36 +104,6 @@ class PythonRun {
   }
 }
 
-/**
- * The consumer's callback on loopback: records the URLs that carry an OAuth 1.0a authorization
- * response (oauth_token / oauth_verifier); the browser's other requests (favicon) do not count.
- */
-async function oauth1CallbackServer(): Promise<{ url: string; next(): Promise<URL>; close(): Promise<void> }> {
-  let waiting: ((url: URL) => void) | undefined;
-  const arrived: URL[] = [];
-  const server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', `http://${req.headers.host ?? '127.0.0.1'}`);
-    res.writeHead(200, { 'content-type': 'text/html' });
-    res.end('<!doctype html><title>connected</title><p>You can close this window.</p>');
-    if (!url.searchParams.has('oauth_token') && !url.searchParams.has('oauth_verifier')) return;
-    if (waiting) {
-      waiting(url);
-      waiting = undefined;
-    } else arrived.push(url);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    next: () => (arrived.length > 0 ? Promise.resolve(arrived.shift()!) : new Promise<URL>((resolve) => (waiting = resolve))),
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
-
 /** The problem parameters of a `WWW-Authenticate: OAuth realm="…", oauth_problem="…"` header. */
 function challengeOf(header: string | null): Record<string, string> {
   expect(header, 'a WWW-Authenticate header').toMatch(/^OAuth realm="/);
@@ -177,7 +146,7 @@ describe.each(DIALECTS)('OAuth 1.0a with python3-requests-oauthlib and python3-j
   let h: Harness;
   let base: string;
   let upstream: Awaited<ReturnType<typeof startUpstream>>;
-  let callback: Awaited<ReturnType<typeof oauth1CallbackServer>>;
+  let callback: Awaited<ReturnType<typeof callbackServer>>;
   const runs: PythonRun[] = [];
   const python = (job: Record<string, unknown>) => {
     const run = new PythonRun({ base, ...job });
@@ -187,7 +156,8 @@ describe.each(DIALECTS)('OAuth 1.0a with python3-requests-oauthlib and python3-j
 
   beforeEach(async () => {
     upstream = await startUpstream();
-    callback = await oauth1CallbackServer();
+    // The consumer's callback: only URLs carrying an OAuth 1.0a authorization response count.
+    callback = await callbackServer(['oauth_token', 'oauth_verifier']);
     ({ h, base } = await listeningHarness(dialect, { upstreamUrl: upstream.url }));
     await userWithToken(h, 'alice', { password: 'alice-password' });
   });

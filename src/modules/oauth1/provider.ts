@@ -14,6 +14,7 @@ import type { Services } from '../../services/index.js';
 import { toPrincipalUser } from '../../services/users.js';
 import { isUniqueViolation, type Executor } from '../../storage/repositories/common.js';
 import type { UserRecord } from '../../storage/repositories/users.js';
+import { LastUse } from '../../util/last-use.js';
 import { TtlCache } from '../../util/ttl-cache.js';
 import { allowedMethods, OAUTH1_2LO_TYPE, OAUTH1_2LOI_TYPE, OAUTH1_TYPE, toConsumer, type Consumer } from './consumers.js';
 import { NonceStore } from './nonces.js';
@@ -63,7 +64,7 @@ export class OAuth1Provider {
   private readonly nonces: NonceStore;
   private readonly accessCache: TtlCache<CachedAccess>;
   /** Access-token last-use times, written in batches so a resource request never waits for a write. */
-  private lastUsed = new Map<string, number>();
+  private readonly lastUsed = new LastUse();
   private readonly views = new WeakMap<UserRecord, PrincipalUser>();
   private readonly consumerKeys = new WeakMap<Consumer, KeyObject>();
 
@@ -424,7 +425,7 @@ export class OAuth1Provider {
     if (!consumer.allow3LO) throw this.problem('oauth1_permission_denied', { advice: '3-legged OAuth is switched off for this consumer.' });
     const user = await this.s.users.cached(record.userId);
     if (!user || user.disabled) throw this.problem('oauth1_token_revoked', { advice: 'The user of this token is disabled or deleted.' });
-    this.lastUsed.set(tokenHash, now);
+    this.lastUsed.note(tokenHash, now);
     return { user: this.view(user), link: { id: consumer.linkId, name: consumer.linkName }, authType: OAUTH1_TYPE, scopes: null, connection, warnings: [], credentialId: tokenHash };
   }
 
@@ -487,10 +488,9 @@ export class OAuth1Provider {
   // ---------------------------------------------------------------- background
 
   async flushLastUsed(): Promise<void> {
-    if (this.lastUsed.size === 0) return;
-    const batch = this.lastUsed;
-    this.lastUsed = new Map();
-    for (const [tokenHash, at] of batch) await this.repo.touch(tokenHash, at);
+    await this.lastUsed.flush(async (batch) => {
+      for (const [tokenHash, at] of batch) await this.repo.touch(tokenHash, at);
+    });
   }
 
   async prune(): Promise<number> {

@@ -11,6 +11,7 @@ import type { Services } from '../../services/index.js';
 import type { Executor } from '../../storage/repositories/common.js';
 import type { UserRecord } from '../../storage/repositories/users.js';
 import { uuidv7 } from '../../util/ids.js';
+import { LastUse } from '../../util/last-use.js';
 import { TtlCache } from '../../util/ttl-cache.js';
 import { OAUTH2_TYPE, toClient, type Client } from './clients.js';
 import { OAuth2Repository, type CodeRecord, type TokenRecord } from './repository.js';
@@ -89,7 +90,7 @@ export class OAuth2Service {
   private readonly accessCache: TtlCache<TokenRecord>;
   private readonly secretCache: TtlCache<string[]>;
   /** Grant last-use times, written in batches so a resource request never waits for a write. */
-  private lastUsed = new Map<string, number>();
+  private readonly lastUsed = new LastUse();
   private readonly tokenWriter: TokenWriter;
 
   constructor(private readonly s: Services) {
@@ -441,7 +442,7 @@ export class OAuth2Service {
     if (user.disabled) throw new AppError('oauth2_invalid_token', { message: 'The user of this access token is disabled.' });
     const link = await this.s.links.cached(record.linkId);
     if (!link) throw new AppError('oauth2_invalid_token', { message: 'The application link this token was issued through was deleted.' });
-    if (record.grantId !== null) this.lastUsed.set(record.grantId, now);
+    if (record.grantId !== null) this.lastUsed.note(record.grantId, now);
     return { record, user, link };
   }
 
@@ -576,10 +577,9 @@ export class OAuth2Service {
 
   /** Writes batched grant last-use times. */
   async flushLastUsed(): Promise<void> {
-    if (this.lastUsed.size === 0) return;
-    const batch = this.lastUsed;
-    this.lastUsed = new Map();
-    for (const [grantId, at] of batch) await this.repo.touchGrant(grantId, at);
+    await this.lastUsed.flush(async (batch) => {
+      for (const [grantId, at] of batch) await this.repo.touchGrant(grantId, at);
+    });
   }
 
   prune(): Promise<number> {
