@@ -12,7 +12,8 @@ export class Edge {
   private readonly base: URL;
   private readonly basePath: string;
   /** Origins already derived from Host headers (a handful per deployment; bounded anyway). */
-  private readonly hostOrigins = new Map<string, string | undefined>();
+  private readonly httpOrigins = new Map<string, string | undefined>();
+  private readonly httpsOrigins = new Map<string, string | undefined>();
 
   constructor(private readonly config: Pick<Config, 'baseUrl' | 'baseUrlExplicit' | 'trustedProxies'>) {
     this.trust = proxyAddr.compile(config.trustedProxies);
@@ -39,14 +40,16 @@ export class Edge {
       const host = firstValue(req.headers['x-forwarded-host']);
       if (host && (proto === 'http' || proto === 'https')) return normalizeOrigin(`${proto}://${host}`) ?? this.base.origin;
     }
-    const host = firstValue(req.headers.host);
-    if (!host) return this.base.origin;
-    const candidate = `${(req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'}://${host}`;
-    let origin = this.hostOrigins.get(candidate);
-    if (origin === undefined && !this.hostOrigins.has(candidate)) {
-      origin = normalizeOrigin(candidate);
-      if (this.hostOrigins.size > 1000) this.hostOrigins.clear();
-      this.hostOrigins.set(candidate, origin);
+    // Looked up by the raw Host header (a handful of values per deployment), per scheme.
+    const header = req.headers.host;
+    if (!header) return this.base.origin;
+    const origins = (req.socket as { encrypted?: boolean }).encrypted ? this.httpsOrigins : this.httpOrigins;
+    let origin = origins.get(header);
+    if (origin === undefined && !origins.has(header)) {
+      const host = firstValue(header);
+      origin = host ? normalizeOrigin(`${origins === this.httpsOrigins ? 'https' : 'http'}://${host}`) : undefined;
+      if (origins.size > 1000) origins.clear();
+      origins.set(header, origin);
     }
     return origin ?? this.base.origin;
   }
@@ -75,7 +78,9 @@ export class Edge {
 
 export function firstValue(header: string | string[] | undefined): string | undefined {
   const value = Array.isArray(header) ? header[0] : header;
-  return value?.split(',')[0]?.trim() || undefined;
+  if (value === undefined) return undefined;
+  const comma = value.indexOf(',');
+  return (comma < 0 ? value : value.slice(0, comma)).trim() || undefined;
 }
 
 /** Lower-cases scheme and host and drops default ports (RFC 5849 §3.4.1.2). Undefined when invalid. */
