@@ -5,11 +5,11 @@ import type { UserRecord } from '../storage/repositories/users.js';
 import type { Store } from '../storage/store.js';
 import type { Clock } from '../util/clock.js';
 import { uuidv7 } from '../util/ids.js';
+import { LastUse } from '../util/last-use.js';
 import { TtlCache } from '../util/ttl-cache.js';
 import type { Actor, AuditService } from './audit.js';
 import type { Revocations } from './revocations.js';
 import type { UserService } from './users.js';
-import { LastUse } from '../util/last-use.js';
 
 /** Personal API tokens start with this prefix, so they are recognised wherever they are sent. */
 export const API_TOKEN_PREFIX = 'alpat_';

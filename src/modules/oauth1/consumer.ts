@@ -4,6 +4,7 @@ import type { PrincipalUser } from '../../auth/principal.js';
 import { constantTimeEqual } from '../../crypto/tokens.js';
 import { AppError } from '../../errors/index.js';
 import { authorizationHeader, parseTokenResponse, problemOf } from '../../protocols/oauth1/client.js';
+import { escapeXml } from '../../protocols/applinks/manifest.js';
 import { appendParameters } from '../../protocols/oauth1/encoding.js';
 import type { SignatureMethod, SigningSecrets } from '../../protocols/oauth1/signature.js';
 import type { OutgoingRequest, OutgoingSigner, SignContext, SignResult } from '../../outgoing/types.js';
@@ -33,13 +34,11 @@ export interface ConsumerIdentity {
   callbackUrl: string;
 }
 
-const xml = (s: string) => s.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!);
-
 /** The consumer-info document (PROTOCOLS.md §1.7): `key`, `name`, `publicKey`, `description`, `callback`. */
 export function consumerInfoXml(id: ConsumerIdentity): string {
   return (
-    `<?xml version="1.0" encoding="UTF-8"?><consumer><key>${xml(id.key)}</key><name>${xml(id.name)}</name>` +
-    `<publicKey>${id.publicKey}</publicKey><description>${xml(id.description)}</description><callback>${xml(id.callbackUrl)}</callback></consumer>`
+    `<?xml version="1.0" encoding="UTF-8"?><consumer><key>${escapeXml(id.key)}</key><name>${escapeXml(id.name)}</name>` +
+    `<publicKey>${id.publicKey}</publicKey><description>${escapeXml(id.description)}</description><callback>${escapeXml(id.callbackUrl)}</callback></consumer>`
   );
 }
 

@@ -17,7 +17,8 @@ export interface Manifest {
   iconUri?: string;
 }
 
-const escapeXml = (s: string) =>
+/** XML text and attribute escaping for the documents applinks serves (manifest, consumer-info). */
+export const escapeXml = (s: string) =>
   s.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!);
 
 /** The XML form, root element `manifest` as JAXB writes it. */
