@@ -2,6 +2,7 @@ import { AppError } from '../errors/index.js';
 import { anonymousPrincipal, WARNINGS, type Principal, type Warning } from './principal.js';
 import type { Authenticator } from './registry.js';
 import type { AuthRequest } from './request.js';
+import { andThen, type Awaitable } from '../util/awaitable.js';
 
 const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
 
@@ -21,32 +22,60 @@ export class Pipeline {
   }
 
   /** Authenticates, then applies the modules' rules for requests bound for the host. */
-  async authenticateForHost(req: AuthRequest): Promise<Principal> {
-    const principal = await this.authenticate(req);
-    for (const authorize of this.authorizers) authorize(principal, req);
-    return principal;
+  authenticateForHost(req: AuthRequest): Awaitable<Principal> {
+    return andThen(this.authenticate(req), (principal) => {
+      for (const authorize of this.authorizers) authorize(principal, req);
+      return principal;
+    });
   }
 
-  async authenticate(req: AuthRequest): Promise<Principal> {
-    let principal: Principal | undefined;
+  /**
+   * The principal of a request. Synchronous when every authenticator asked answered
+   * synchronously (credentials found in caches, or none at all); a promise otherwise.
+   */
+  authenticate(req: AuthRequest): Awaitable<Principal> {
+    const list = this.authenticators;
     try {
-      for (const authenticator of this.authenticators) {
+      for (let i = 0; i < list.length; i++) {
         // Authenticators that pass answer undefined synchronously: no promise, no microtask.
-        const answer = authenticator.authenticate(req);
-        principal = answer instanceof Promise ? await answer : answer;
-        if (principal) break;
+        const answer = list[i]!.authenticate(req);
+        if (answer instanceof Promise) return this.settle(answer, i, req);
+        if (answer) return this.finish(answer, req);
       }
-      if (!principal && req.headers.authorization !== undefined) {
-        throw new AppError('malformed_credentials', {
-          message: 'The Authorization header holds no credential this server accepts.',
-        });
-      }
+      return this.finish(undefined, req);
     } catch (error) {
-      throw error instanceof AppError && error.status === 401 ? this.withChallenges(error, req) : error;
+      throw this.challenged(error, req);
+    }
+  }
+
+  /** The rest of `authenticate` once authenticator `index` answered with a promise. */
+  private async settle(pending: Promise<Principal | undefined>, index: number, req: AuthRequest): Promise<Principal> {
+    const list = this.authenticators;
+    try {
+      let principal = await pending;
+      for (let i = index + 1; !principal && i < list.length; i++) {
+        const answer = list[i]!.authenticate(req);
+        principal = answer instanceof Promise ? await answer : answer;
+      }
+      return this.finish(principal, req);
+    } catch (error) {
+      throw this.challenged(error, req);
+    }
+  }
+
+  private finish(principal: Principal | undefined, req: AuthRequest): Principal {
+    if (!principal && req.headers.authorization !== undefined) {
+      throw new AppError('malformed_credentials', {
+        message: 'The Authorization header holds no credential this server accepts.',
+      });
     }
     const transport = this.transportWarnings(req);
     if (!principal) return anonymousPrincipal(req.connection, transport);
     return transport.length === 0 ? principal : { ...principal, warnings: [...principal.warnings, ...transport] };
+  }
+
+  private challenged(error: unknown, req: AuthRequest): unknown {
+    return error instanceof AppError && error.status === 401 ? this.withChallenges(error, req) : error;
   }
 
   /** Every challenge the pipeline offers, for a 401 on a resource that needs authentication. */

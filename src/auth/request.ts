@@ -39,8 +39,7 @@ export interface BodySource {
 
 const FORM_TYPE = /^application\/x-www-form-urlencoded\s*(;|$)/i;
 
-/** Builds an AuthRequest; `body` is consulted only for form bodies and only when asked. */
-export function createAuthRequest(init: {
+interface AuthRequestInit {
   method: string;
   /** The URL, or how to build it: most requests never need it (only signatures cover it). */
   url: string | (() => string);
@@ -50,32 +49,59 @@ export function createAuthRequest(init: {
   connection: Connection;
   body?: BodySource | Buffer | URLSearchParams | undefined;
   formLimit?: number;
-}): AuthRequest {
-  let buffered: Buffer | undefined = Buffer.isBuffer(init.body) ? init.body : undefined;
-  let parsed: URLSearchParams | undefined | null = init.body instanceof URLSearchParams ? init.body : null;
-  const isForm = FORM_TYPE.test(String(init.headers['content-type'] ?? ''));
-  let url = typeof init.url === 'string' ? init.url : undefined;
-  return {
-    method: init.method.toUpperCase(),
-    get url() {
-      return (url ??= (init.url as () => string)());
-    },
-    headers: init.headers,
-    remoteAddress: init.remoteAddress,
-    secure: init.secure,
-    connection: init.connection,
-    async form() {
-      if (parsed !== null) return parsed;
-      if (!isForm || init.method === 'GET' || init.method === 'HEAD') return (parsed = undefined);
-      if (!buffered) {
-        const source = init.body;
-        if (!source || Buffer.isBuffer(source) || source instanceof URLSearchParams) return (parsed = undefined);
-        buffered = await source.read(init.formLimit ?? 1_048_576);
-      }
-      return (parsed = new URLSearchParams(buffered.toString('utf8')));
-    },
-    bufferedBody: () => buffered,
-  };
+}
+
+/** Builds an AuthRequest; `body` is consulted only for form bodies and only when asked. */
+export function createAuthRequest(init: AuthRequestInit): AuthRequest {
+  return new RequestView(init);
+}
+
+/**
+ * The AuthRequest of one request. A class, not an object literal: V8 gives an object literal
+ * with a getter a fresh hidden class per instance, which cost ~0.9 µs and a steady stream of
+ * promoted garbage per gateway request.
+ */
+class RequestView implements AuthRequest {
+  readonly method: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly remoteAddress: string;
+  readonly secure: boolean;
+  readonly connection: Connection;
+  consumedParameters?: (name: string) => boolean;
+  private buffered: Buffer | undefined;
+  private parsed: URLSearchParams | undefined | null;
+  private resolvedUrl: string | undefined;
+
+  constructor(private readonly init: AuthRequestInit) {
+    this.method = init.method.toUpperCase();
+    this.headers = init.headers;
+    this.remoteAddress = init.remoteAddress;
+    this.secure = init.secure;
+    this.connection = init.connection;
+    this.buffered = Buffer.isBuffer(init.body) ? init.body : undefined;
+    this.parsed = init.body instanceof URLSearchParams ? init.body : null;
+    this.resolvedUrl = typeof init.url === 'string' ? init.url : undefined;
+  }
+
+  get url(): string {
+    return (this.resolvedUrl ??= (this.init.url as () => string)());
+  }
+
+  async form(): Promise<URLSearchParams | undefined> {
+    if (this.parsed !== null) return this.parsed;
+    const init = this.init;
+    if (init.method === 'GET' || init.method === 'HEAD' || !FORM_TYPE.test(String(init.headers['content-type'] ?? ''))) return (this.parsed = undefined);
+    if (!this.buffered) {
+      const source = init.body;
+      if (!source || Buffer.isBuffer(source) || source instanceof URLSearchParams) return (this.parsed = undefined);
+      this.buffered = await source.read(init.formLimit ?? 1_048_576);
+    }
+    return (this.parsed = new URLSearchParams(this.buffered.toString('utf8')));
+  }
+
+  bufferedBody(): Buffer | undefined {
+    return this.buffered;
+  }
 }
 
 /** Reads a Node request stream fully, refusing more than `limit` bytes. */

@@ -42,9 +42,20 @@ export interface ForwardOptions {
   path?: string;
 }
 
+/** How a forwarded exchange ended: `error` only when nothing was written to the client yet. */
+export type ForwardDone = (req: IncomingMessage, res: ServerResponse, error: AppError | undefined) => void;
+
+/** One exchange in flight, undici's `opaque`: the only object the forwarder allocates per request. */
+interface Exchange {
+  req: IncomingMessage;
+  res: ServerResponse;
+  done: ForwardDone;
+}
+
 /**
  * Forwards requests to the host over a keep-alive undici Pool, streaming bodies both ways. This
- * is the gateway's hot path: no framework in between, one pass over the headers each way.
+ * is the gateway's hot path: no framework in between, one pass over the headers each way, and
+ * no closure or promise per request (undici hands the exchange back as `opaque`).
  */
 export class Forwarder {
   private readonly pool: Pool;
@@ -53,49 +64,53 @@ export class Forwarder {
   constructor(
     upstreamUrl: string,
     private readonly headersTimeoutMs: number,
+    private readonly done: ForwardDone,
   ) {
     const url = new URL(upstreamUrl);
     this.pool = new Pool(url.origin, { connections: 256, pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: headersTimeoutMs, bodyTimeout: 0 });
     this.pathPrefix = url.pathname.replace(/\/$/, '');
   }
 
-  /** Streams the upstream answer into `res`. Throws an AppError only before anything was written. */
-  forward(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): Promise<void> {
+  /** Streams the upstream answer into `res`, then calls `done` (with an AppError only if nothing was written). */
+  forward(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): void {
     const method = req.method ?? 'GET';
     const hasBody = options.body !== null && method !== 'GET' && method !== 'HEAD';
-    return new Promise<void>((resolve, reject) => {
-      let started = false;
-      this.pool.stream(
-        {
-          path: this.pathPrefix + (options.path ?? req.url ?? '/'),
-          method,
-          headers: options.headers,
-          body: hasBody ? options.body! : null,
-          headersTimeout: this.headersTimeoutMs,
-          signal: undefined,
-          opaque: res,
-        },
-        ({ statusCode, headers, opaque }) => {
-          const out = opaque as ServerResponse;
-          started = true;
-          out.writeHead(statusCode, responseHeaders(headers));
-          return out;
-        },
-        (error) => {
-          if (!error) return resolve();
-          if (started) {
-            res.destroy(error);
-            return resolve();
-          }
-          reject(upstreamError(error));
-        },
-      );
-    });
+    const exchange: Exchange = { req, res, done: this.done };
+    this.pool.stream(
+      {
+        path: this.pathPrefix + (options.path ?? req.url ?? '/'),
+        method,
+        headers: options.headers,
+        body: hasBody ? options.body! : null,
+        headersTimeout: this.headersTimeoutMs,
+        signal: undefined,
+        opaque: exchange,
+      },
+      onUpstreamHeaders,
+      onUpstreamEnd,
+    );
   }
 
   close(): Promise<void> {
     return this.pool.close();
   }
+}
+
+function onUpstreamHeaders({ statusCode, headers, opaque }: { statusCode: number; headers: Record<string, string | string[] | undefined>; opaque: unknown }): ServerResponse {
+  const { res } = opaque as Exchange;
+  res.writeHead(statusCode, responseHeaders(headers));
+  return res;
+}
+
+function onUpstreamEnd(error: Error | null, { opaque }: { opaque: unknown }): void {
+  const { req, res, done } = opaque as Exchange;
+  if (!error) return done(req, res, undefined);
+  if (res.headersSent) {
+    // The answer was already streaming: all the client can be told is that it broke off.
+    res.destroy(error);
+    return done(req, res, undefined);
+  }
+  done(req, res, upstreamError(error));
 }
 
 /** Request headers for the host: the client's minus hop-by-hop, credentials and X-Applinks-*, plus X-Forwarded-*. */
@@ -105,13 +120,19 @@ export function upstreamHeaders(
   add: Record<string, string>,
 ): Record<string, string | string[] | undefined> {
   const out: Record<string, string | string[] | undefined> = {};
-  const connectionTokens = typeof incoming.connection === 'string' ? incoming.connection.toLowerCase().split(',').map((t) => t.trim()) : [];
+  const connectionTokens = connectionOptions(incoming.connection);
   for (const name in incoming) {
-    if (HOP_BY_HOP.has(name) || drop(name) || connectionTokens.includes(name)) continue;
+    if (HOP_BY_HOP.has(name) || drop(name) || (connectionTokens !== undefined && connectionTokens.includes(name))) continue;
     out[name] = incoming[name];
   }
   for (const name in add) out[name] = add[name];
   return out;
+}
+
+/** The header names a Connection header lists (RFC 9110 §7.6.1), undefined for the usual bare keep-alive or close. */
+function connectionOptions(connection: string | undefined): string[] | undefined {
+  if (connection === undefined || connection === 'keep-alive' || connection === 'close') return undefined;
+  return connection.toLowerCase().split(',').map((t) => t.trim());
 }
 
 function responseHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {

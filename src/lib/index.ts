@@ -49,7 +49,7 @@ export async function createApplinks(
   const config = loadConfig({ overrides: options });
   const services = await createServices(config, { ...advanced, background: true });
 
-  const authenticate = (req: IncomingMessage, body?: unknown) =>
+  const authenticate = async (req: IncomingMessage, body?: unknown): Promise<Principal> =>
     services.pipeline.authenticateForHost(
       createAuthRequest({
         method: req.method ?? 'GET',

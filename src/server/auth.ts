@@ -32,7 +32,7 @@ export function authRequestOf(s: Services, request: FastifyRequest, connection: 
 
 /** The request's principal, authenticated once per request. Throws 401 AppErrors for bad credentials. */
 export function principalOf(s: Services, request: FastifyRequest): Promise<Principal> {
-  request.applinksPrincipal ??= s.pipeline.authenticate(authRequestOf(s, request));
+  request.applinksPrincipal ??= Promise.resolve().then(() => s.pipeline.authenticate(authRequestOf(s, request)));
   return request.applinksPrincipal;
 }
 

@@ -6,6 +6,7 @@ import type { Store } from '../storage/store.js';
 import type { Clock } from '../util/clock.js';
 import { uuidv7 } from '../util/ids.js';
 import { LastUse } from '../util/last-use.js';
+import { andThen, type Awaitable } from '../util/awaitable.js';
 import { TtlCache } from '../util/ttl-cache.js';
 import type { Actor, AuditService } from './audit.js';
 import type { Revocations } from './revocations.js';
@@ -80,22 +81,32 @@ export class ApiTokenService {
     this.revocations.credential(id);
   }
 
-  /** Checks a presented token. Throws invalid_credentials, credential_expired or user_disabled. */
-  async authenticate(token: string): Promise<{ token: ApiTokenRecord; user: UserRecord }> {
-    const tokenHash = hashToken(token);
-    let record = this.cache.get(tokenHash);
-    if (!record) {
-      record = await this.store.apiTokens.findByHash(tokenHash);
-      if (!record) throw new AppError('invalid_credentials', { message: 'The API token is not valid.', detail: 'unknown api token' });
-      this.cache.set(tokenHash, record, this.cacheTtlMs, [`user:${record.userId}`, `cred:${record.id}`, ...(record.linkId ? [`link:${record.linkId}`] : [])]);
-    }
+  /**
+   * Checks a presented token. Throws invalid_credentials, credential_expired or user_disabled.
+   * Synchronous when the token and its user are cached. The cache is keyed by the token as
+   * presented, so a hit costs no hash; the store holds only the hash.
+   */
+  authenticate(token: string): Awaitable<{ token: ApiTokenRecord; user: UserRecord }> {
+    const record = this.cache.get(token);
+    return record ? this.check(record) : this.load(token).then((found) => this.check(found));
+  }
+
+  private async load(token: string): Promise<ApiTokenRecord> {
+    const record = await this.store.apiTokens.findByHash(hashToken(token));
+    if (!record) throw new AppError('invalid_credentials', { message: 'The API token is not valid.', detail: 'unknown api token' });
+    this.cache.set(token, record, this.cacheTtlMs, [`user:${record.userId}`, `cred:${record.id}`, ...(record.linkId ? [`link:${record.linkId}`] : [])]);
+    return record;
+  }
+
+  private check(record: ApiTokenRecord): Awaitable<{ token: ApiTokenRecord; user: UserRecord }> {
     const now = this.clock.now();
     if (record.expiresAt !== null && record.expiresAt <= now) throw new AppError('credential_expired', { message: 'The API token has expired.' });
-    const user = await this.users.cached(record.userId);
-    if (!user) throw new AppError('invalid_credentials', { message: 'The API token is not valid.' });
-    if (user.disabled) throw new AppError('user_disabled');
-    this.lastUsed.note(record.id, now);
-    return { token: record, user };
+    return andThen(this.users.cached(record.userId), (user) => {
+      if (!user) throw new AppError('invalid_credentials', { message: 'The API token is not valid.' });
+      if (user.disabled) throw new AppError('user_disabled');
+      this.lastUsed.note(record.id, now);
+      return { token: record, user };
+    });
   }
 
   /** Writes the batched last-use times. */

@@ -1,6 +1,7 @@
 import { SignJWT } from 'jose';
 import type { Principal } from '../auth/principal.js';
 import type { Clock } from '../util/clock.js';
+import type { Awaitable } from '../util/awaitable.js';
 import { TtlCache } from '../util/ttl-cache.js';
 import type { KeyService } from './keys.js';
 
@@ -25,10 +26,13 @@ export class AssertionService {
     this.cache = new TtlCache(10_000, () => clock.now());
   }
 
-  async assertion(p: Principal): Promise<string> {
+  /** The assertion of a principal: synchronously from the cache, or signed now. */
+  assertion(p: Principal): Awaitable<string> {
     const cacheKey = `${p.user?.id ?? ''}|${p.authType}|${p.link?.id ?? ''}|${p.scopes?.join(' ') ?? ''}|${p.connection}`;
-    const hit = this.cache.get(cacheKey);
-    if (hit) return hit;
+    return this.cache.get(cacheKey) ?? this.sign(p, cacheKey);
+  }
+
+  private async sign(p: Principal, cacheKey: string): Promise<string> {
     const { record, privateKey } = await this.keys.activeKey(ASSERTION_KEY_PURPOSE, 'ES256');
     const now = Math.floor(this.clock.now() / 1000);
     const claims: Record<string, unknown> = { auth: p.authType, conn: p.connection };

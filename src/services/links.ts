@@ -9,6 +9,7 @@ import { UniqueViolation, type Executor } from '../storage/repositories/common.j
 import type { Direction, LinkAuthRecord, LinkRecord } from '../storage/repositories/links.js';
 import type { Store } from '../storage/store.js';
 import type { Clock } from '../util/clock.js';
+import type { Awaitable } from '../util/awaitable.js';
 import { TtlCache } from '../util/ttl-cache.js';
 import type { Actor, AuditService } from './audit.js';
 import type { Revocations } from './revocations.js';
@@ -96,9 +97,11 @@ export class LinkService {
   }
 
   /** The link record from a short-lived cache, for the request path; undefined once deleted. */
-  async cached(id: string): Promise<LinkRecord | undefined> {
-    const hit = this.linkCache.get(id);
-    if (hit) return hit;
+  cached(id: string): Awaitable<LinkRecord | undefined> {
+    return this.linkCache.get(id) ?? this.load(id);
+  }
+
+  private async load(id: string): Promise<LinkRecord | undefined> {
     const link = await this.store.links.findById(id);
     if (link) this.linkCache.set(id, link, this.cacheTtlMs, [`link:${id}`]);
     return link;

@@ -1,9 +1,10 @@
 import { verifyPassword, DUMMY_PASSWORD_HASH } from '../crypto/password.js';
-import { hmacBase64url } from '../crypto/tokens.js';
+import { keyedHash } from '../crypto/tokens.js';
 import { AppError } from '../errors/index.js';
 import type { UserRecord } from '../storage/repositories/users.js';
 import type { Store } from '../storage/store.js';
 import type { Clock } from '../util/clock.js';
+import { andThen, type Awaitable } from '../util/awaitable.js';
 import { TtlCache } from '../util/ttl-cache.js';
 import type { Actor, AuditService } from './audit.js';
 import type { Revocations } from './revocations.js';
@@ -25,6 +26,7 @@ export interface SignInLimits {
  */
 export class SignInService {
   private readonly successes: TtlCache<{ userId: string; passwordHash: string }>;
+  private readonly cacheKeyPrefix: string;
 
   constructor(
     private readonly store: Store,
@@ -32,28 +34,34 @@ export class SignInService {
     private readonly users: UserService,
     private readonly audit: AuditService,
     revocations: Revocations,
-    private readonly cacheKey: Buffer,
+    cacheKey: Buffer,
     private readonly limits: SignInLimits,
   ) {
     this.successes = revocations.register(new TtlCache(10_000, () => clock.now()));
+    this.cacheKeyPrefix = `${cacheKey.toString('base64url')}\u0000`;
   }
 
   /**
    * Answers the user whose password this is. Throws too_many_attempts (429, Retry-After),
    * invalid_credentials or user_disabled; failures are counted and audited.
    */
-  async verify(username: string, password: string, how: 'form' | 'basic', address: string): Promise<UserRecord> {
-    const key = hmacBase64url(this.cacheKey, `${username.toLowerCase()}\u0000${password}`);
+  verify(username: string, password: string, how: 'form' | 'basic', address: string): Awaitable<UserRecord> {
+    const key = keyedHash(this.cacheKeyPrefix, `${username.toLowerCase()}\u0000${password}`);
     const hit = this.successes.get(key);
-    if (hit) {
-      const user = await this.users.cached(hit.userId);
+    if (!hit) return this.check(username, password, how, address, key);
+    // A recent success, synchronously when the user is cached too: Basic pays no scrypt.
+    return andThen(this.users.cached(hit.userId), (user) => {
       if (user && user.passwordHash === hit.passwordHash) {
         if (user.disabled) throw new AppError('user_disabled');
         return user;
       }
       this.successes.delete(key);
-    }
+      return this.check(username, password, how, address, key);
+    });
+  }
 
+  /** The full check: throttle, scrypt, and a remembered success. */
+  private async check(username: string, password: string, how: 'form' | 'basic', address: string, key: string): Promise<UserRecord> {
     await this.refuseIfThrottled(username, address);
     const user = await this.store.users.findByUsername(username);
     // Spend the same scrypt time whether or not the user exists.

@@ -6,6 +6,7 @@ import { UniqueViolation } from '../storage/repositories/common.js';
 import type { UserListQuery, UserPatch, UserRecord } from '../storage/repositories/users.js';
 import type { Store } from '../storage/store.js';
 import type { Clock } from '../util/clock.js';
+import type { Awaitable } from '../util/awaitable.js';
 import { TtlCache } from '../util/ttl-cache.js';
 import type { Actor, AuditService } from './audit.js';
 import type { Revocations } from './revocations.js';
@@ -50,9 +51,11 @@ export class UserService {
   }
 
   /** The user, from a cache that lives APPLINKS_AUTH_CACHE_TTL_MS: the hot path of every request. */
-  async cached(id: string): Promise<UserRecord | undefined> {
-    const hit = this.cache.get(id);
-    if (hit) return hit;
+  cached(id: string): Awaitable<UserRecord | undefined> {
+    return this.cache.get(id) ?? this.load(id);
+  }
+
+  private async load(id: string): Promise<UserRecord | undefined> {
     const user = await this.store.users.findById(id);
     if (user) this.cache.set(id, user, this.cacheTtlMs, [`user:${id}`]);
     return user;

@@ -9,6 +9,7 @@ import { API_TOKEN_PREFIX } from '../../services/api-tokens.js';
 import type { Services } from '../../services/index.js';
 import { SESSION_COOKIE } from '../../services/sessions.js';
 import { toPrincipalUser } from '../../services/users.js';
+import { andThen, guarded, type Awaitable } from '../../util/awaitable.js';
 import { readCookie } from './cookies.js';
 
 const quote = (s: string) => `"${s.replace(/["\\]/g, '\\$&')}"`;
@@ -46,20 +47,15 @@ export function apiTokenAuthenticator(s: Services): Authenticator {
     authenticate(req) {
       const auth = authorizationScheme(req);
       if (auth?.scheme !== 'bearer' || !auth.value.startsWith(API_TOKEN_PREFIX)) return undefined;
-      return claim(auth.value, req);
+      return guarded(() => andThen(s.apiTokens.authenticate(auth.value), ({ token, user }) => tokenPrincipal(s, token, user, req)), fail);
     },
     challenge: () => `Bearer realm=${realm}`,
   };
-  async function claim(value: string, req: AuthRequest): Promise<Principal> {
-    try {
-      const { token, user } = await s.apiTokens.authenticate(value);
-      return await tokenPrincipal(s, token, user, req);
-    } catch (error) {
-      if (error instanceof AppError) {
-        error.headers['www-authenticate'] = `Bearer realm=${realm}, error="invalid_token", error_description=${quote(error.message)}`;
-      }
-      throw error;
+  function fail(error: unknown): never {
+    if (error instanceof AppError) {
+      error.headers['www-authenticate'] = `Bearer realm=${realm}, error="invalid_token", error_description=${quote(error.message)}`;
     }
+    throw error;
   }
 }
 
@@ -69,50 +65,49 @@ export function apiTokenAuthenticator(s: Services): Authenticator {
  */
 export function basicAuthenticator(s: Services): Authenticator {
   const challenge = `Basic realm=${quote(s.config.appName)}, charset="UTF-8"`;
-  const fail = (error: AppError) => {
-    if (error.status === 401) error.headers['www-authenticate'] = challenge;
-    return error;
+  const fail = (error: unknown): never => {
+    if (error instanceof AppError && error.status === 401) error.headers['www-authenticate'] = challenge;
+    throw error;
   };
   return {
     id: 'basic',
     authenticate(req) {
       const auth = authorizationScheme(req);
       if (auth?.scheme !== 'basic') return undefined;
-      return claim(auth.value, req);
+      return guarded(() => claim(auth.value, req), fail);
     },
     challenge: () => challenge,
   };
-  async function claim(value: string, req: AuthRequest): Promise<Principal> {
-    const decoded = /^[A-Za-z0-9+/]+={0,2}$/.test(value) ? Buffer.from(value, 'base64').toString('utf8') : '';
+  function claim(value: string, req: AuthRequest): Awaitable<Principal> {
+    const decoded = BASE64.test(value) ? Buffer.from(value, 'base64').toString('utf8') : '';
     const colon = decoded.indexOf(':');
-    if (colon <= 0) throw fail(new AppError('malformed_credentials', { message: 'Basic credentials must be base64 of username:password.' }));
+    if (colon <= 0) throw new AppError('malformed_credentials', { message: 'Basic credentials must be base64 of username:password.' });
     const username = decoded.slice(0, colon);
     const secret = decoded.slice(colon + 1);
-    try {
-      if (secret.startsWith(API_TOKEN_PREFIX)) {
-        const { token, user } = await s.apiTokens.authenticate(secret);
+    if (secret.startsWith(API_TOKEN_PREFIX)) {
+      return andThen(s.apiTokens.authenticate(secret), ({ token, user }) => {
         if (user.username.toLowerCase() !== username.toLowerCase()) {
           throw new AppError('invalid_credentials', { message: 'The API token does not belong to this user.' });
         }
-        return await tokenPrincipal(s, token, user, req);
-      }
-      if (!s.config.basicPasswordAuth) throw new AppError('password_auth_disabled');
-      const user = await s.signIn.verify(username, secret, 'basic', req.remoteAddress);
-      return principalFor(user, 'basic', req, [WARNINGS['password-auth']]);
-    } catch (error) {
-      throw error instanceof AppError ? fail(error) : error;
+        return tokenPrincipal(s, token, user, req);
+      });
     }
+    if (!s.config.basicPasswordAuth) throw new AppError('password_auth_disabled');
+    return andThen(s.signIn.verify(username, secret, 'basic', req.remoteAddress), (user) => principalFor(user, 'basic', req, PASSWORD_WARNINGS));
   }
 }
 
-async function tokenPrincipal(s: Services, token: ApiTokenRecord, user: UserRecord, req: AuthRequest): Promise<Principal> {
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+const PASSWORD_WARNINGS = [WARNINGS['password-auth']];
+
+function tokenPrincipal(s: Services, token: ApiTokenRecord, user: UserRecord, req: AuthRequest): Awaitable<Principal> {
   const p = principalFor(user, 'api-token', req, [], token.id);
-  if (token.linkId) {
-    const link = await s.links.cached(token.linkId);
+  if (!token.linkId) return p;
+  return andThen(s.links.cached(token.linkId), (link) => {
     if (!link) throw new AppError('credential_revoked', { message: 'The application link this token was issued for was deleted.' });
     p.link = { id: link.id, name: link.name };
-  }
-  return p;
+    return p;
+  });
 }
 
 function principalFor(

@@ -8,7 +8,8 @@ import type { Services } from '../../services/index.js';
 import { toPrincipalUser } from '../../services/users.js';
 import type { UserRecord } from '../../storage/repositories/users.js';
 import { OAUTH2_TYPE } from './clients.js';
-import { ACCESS_TOKEN_PREFIX, type OAuth2Service } from './service.js';
+import { andThen, guarded, type Awaitable } from '../../util/awaitable.js';
+import { ACCESS_TOKEN_PREFIX, type AccessGrant, type OAuth2Service } from './service.js';
 
 const BEARER_PREFIX = /^bearer +alat_/i;
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -26,35 +27,34 @@ export function bearerAuthenticator(s: Services, oauth: OAuth2Service): Authenti
   const scopes = new WeakMap<object, readonly string[]>();
   return {
     id: OAUTH2_TYPE,
-    authenticate(req: AuthRequest): Promise<Principal> | undefined {
+    authenticate(req: AuthRequest): Awaitable<Principal> | undefined {
       const header = req.headers.authorization;
       // A first-letter check before the regex: every other scheme (OAuth's long headers too) leaves at once.
       if (header === undefined || (header.charCodeAt(0) | 0x20) !== 0x62 || !BEARER_PREFIX.test(header)) return undefined;
-      return claim(header.slice(header.indexOf(ACCESS_TOKEN_PREFIX)).trim(), req);
+      const token = header.slice(header.indexOf(ACCESS_TOKEN_PREFIX)).trim();
+      return guarded(() => andThen(oauth.accessToken(token), (grant) => principalOf(grant, req)), fail);
     },
   };
-  async function claim(token: string, req: AuthRequest): Promise<Principal> {
-    try {
-      const { record, user, link } = await oauth.accessToken(token);
-      let view = views.get(user);
-      if (!view) views.set(user, (view = toPrincipalUser(user)));
-      let granted = scopes.get(record);
-      if (!granted) scopes.set(record, (granted = closure(record.scopes)));
-      return {
-        user: view,
-        link: { id: link.id, name: link.name },
-        authType: OAUTH2_TYPE,
-        scopes: granted,
-        connection: req.connection,
-        warnings: [],
-        credentialId: record.grantId ?? record.tokenHash,
-      };
-    } catch (error) {
-      if (error instanceof AppError && error.status === 401) {
-        error.headers['www-authenticate'] = bearerChallenge({ realm, error: 'invalid_token', description: error.message });
-      }
-      throw error;
+  function principalOf({ record, user, link }: AccessGrant, req: AuthRequest): Principal {
+    let view = views.get(user);
+    if (!view) views.set(user, (view = toPrincipalUser(user)));
+    let granted = scopes.get(record);
+    if (!granted) scopes.set(record, (granted = closure(record.scopes)));
+    return {
+      user: view,
+      link: { id: link.id, name: link.name },
+      authType: OAUTH2_TYPE,
+      scopes: granted,
+      connection: req.connection,
+      warnings: [],
+      credentialId: record.grantId ?? record.tokenHash,
+    };
+  }
+  function fail(error: unknown): never {
+    if (error instanceof AppError && error.status === 401) {
+      error.headers['www-authenticate'] = bearerChallenge({ realm, error: 'invalid_token', description: error.message });
     }
+    throw error;
   }
 }
 

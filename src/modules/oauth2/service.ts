@@ -10,6 +10,7 @@ import type { Authorization } from '../../services/authorizations.js';
 import type { Services } from '../../services/index.js';
 import type { Executor } from '../../storage/repositories/common.js';
 import type { UserRecord } from '../../storage/repositories/users.js';
+import { andThen, type Awaitable } from '../../util/awaitable.js';
 import { uuidv7 } from '../../util/ids.js';
 import { LastUse } from '../../util/last-use.js';
 import { TtlCache } from '../../util/ttl-cache.js';
@@ -425,25 +426,33 @@ export class OAuth2Service {
   /**
    * The access token of a resource request (RFC 6750 §2.1), from a short-lived cache of records
    * (dropped on revocation, so it holds for the next request on this instance). Throws the
-   * invalid_token family.
+   * invalid_token family. Synchronous when the record, its user and its link are all cached.
    */
-  async accessToken(token: string): Promise<AccessGrant> {
+  accessToken(token: string): Awaitable<AccessGrant> {
     const tokenHash = hashToken(token);
-    let record = this.accessCache.get(tokenHash);
-    if (!record) {
-      record = await this.repo.findToken(tokenHash);
-      if (!record || record.kind !== 'access') throw new AppError('oauth2_invalid_token', { message: 'The access token is not valid.' });
-      this.cacheAccess(tokenHash, record);
-    }
+    const record = this.accessCache.get(tokenHash);
+    return record ? this.grantOf(record) : this.loadAccess(tokenHash).then((found) => this.grantOf(found));
+  }
+
+  private async loadAccess(tokenHash: string): Promise<TokenRecord> {
+    const record = await this.repo.findToken(tokenHash);
+    if (!record || record.kind !== 'access') throw new AppError('oauth2_invalid_token', { message: 'The access token is not valid.' });
+    this.cacheAccess(tokenHash, record);
+    return record;
+  }
+
+  private grantOf(record: TokenRecord): Awaitable<AccessGrant> {
     const now = this.now;
     if (record.expiresAt <= now) throw new AppError('oauth2_invalid_token', { message: 'The access token has expired.' });
-    const user = await this.s.users.cached(record.userId);
-    if (!user) throw new AppError('oauth2_invalid_token', { message: 'The access token is not valid.' });
-    if (user.disabled) throw new AppError('oauth2_invalid_token', { message: 'The user of this access token is disabled.' });
-    const link = await this.s.links.cached(record.linkId);
-    if (!link) throw new AppError('oauth2_invalid_token', { message: 'The application link this token was issued through was deleted.' });
-    if (record.grantId !== null) this.lastUsed.note(record.grantId, now);
-    return { record, user, link };
+    return andThen(this.s.users.cached(record.userId), (user) => {
+      if (!user) throw new AppError('oauth2_invalid_token', { message: 'The access token is not valid.' });
+      if (user.disabled) throw new AppError('oauth2_invalid_token', { message: 'The user of this access token is disabled.' });
+      return andThen(this.s.links.cached(record.linkId), (link) => {
+        if (!link) throw new AppError('oauth2_invalid_token', { message: 'The application link this token was issued through was deleted.' });
+        if (record.grantId !== null) this.lastUsed.note(record.grantId, now);
+        return { record, user, link };
+      });
+    });
   }
 
   private cacheAccess(tokenHash: string, record: TokenRecord): void {
