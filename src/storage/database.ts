@@ -80,7 +80,11 @@ export function openDatabase(url: string, options: OpenOptions = {}): OpenedData
             });
             appenders.set(key, insert);
           }
-          // Holding Kysely's connection: never inside someone else's open transaction.
+          // better-sqlite3 is synchronous, so outside a transaction nobody can interleave: append
+          // at once, without Kysely's connection (its acquire and release cost a chain of promises
+          // per batch). Inside someone else's open transaction (Kysely's runs between awaits),
+          // wait for the connection, so that the rows are not part of, or rolled back with, it.
+          if (!sqlite.inTransaction) return insert(rows);
           const run = insert;
           await db.connection().execute(async () => run(rows));
         },
