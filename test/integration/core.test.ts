@@ -92,6 +92,23 @@ describe.each(DIALECTS)('core server on %s', (dialect) => {
     expect(json(res).error).toBe('credential_expired');
   });
 
+  it('refuses a token that expires while it is cached, with the challenge of the scheme it came in', async () => {
+    // Answered from the caches without a promise: the errors still carry their challenges.
+    const { user } = await userWithToken(h, 'carla');
+    const { token } = await h.services.apiTokens.create(user.id, { name: 'brief', expiresAt: h.clock.now() + 300 }, { id: null, name: 't', address: null });
+    expect((await h.inject({ url: '/x', headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(200);
+    expect((await h.inject({ url: '/x', headers: { authorization: basic('carla', token) } })).statusCode).toBe(200);
+    h.clock.advance(400); // past the token's expiry, within the cache's second
+    const bearer = await h.inject({ url: '/x', headers: { authorization: `Bearer ${token}` } });
+    expect(bearer.statusCode).toBe(401);
+    expect(json(bearer).error).toBe('credential_expired');
+    expect(bearer.headers['www-authenticate']).toMatch(/^Bearer realm="applinks", error="invalid_token"/);
+    const asPassword = await h.inject({ url: '/x', headers: { authorization: basic('carla', token) } });
+    expect(asPassword.statusCode).toBe(401);
+    expect(json(asPassword).error).toBe('credential_expired');
+    expect(asPassword.headers['www-authenticate']).toMatch(/^Basic realm="applinks"/);
+  });
+
   it('ends a disabled user’s tokens on the next request', async () => {
     const { token, user } = await userWithToken(h, 'dave');
     expect((await h.inject({ url: '/x', headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(200);
