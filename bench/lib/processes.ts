@@ -92,5 +92,7 @@ export function applinksEnv(extra: Record<string, string> = {}): ApplinksSetup {
  * is derived from it.
  */
 export async function startApplinks(env: Record<string, string>, core = SERVER_CORE): Promise<Proc> {
-  return spawnPinned(core, [path.join(ROOT, 'dist/cli/main.js'), 'serve'], { ...env, APPLINKS_LOG_LEVEL: 'info' }, /"url":"(http:\/\/[^"]+)"[^\n]*applinks is listening/);
+  // BENCH_SERVER_NODE_FLAGS go to the server's node only, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
+  const flags = process.env.BENCH_SERVER_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [];
+  return spawnPinned(core, [...flags, path.join(ROOT, 'dist/cli/main.js'), 'serve'], { ...env, APPLINKS_LOG_LEVEL: 'info' }, /"url":"(http:\/\/[^"]+)"[^\n]*applinks is listening/);
 }
