@@ -27,8 +27,19 @@ export interface UserInput {
 
 export type UserUpdate = Partial<Omit<UserInput, 'username'>> & { username?: string };
 
+const principalUsers = new WeakMap<UserRecord, PrincipalUser>();
+
+/**
+ * The principal's view of a user record. Records are never changed in place (an update makes a
+ * new one), so the view of a cached record is built once and shared by every request.
+ */
 export function toPrincipalUser(u: UserRecord): PrincipalUser {
-  return { id: u.id, username: u.username, displayName: u.displayName, email: u.email, isAdmin: u.isAdmin, groups: u.groups };
+  let view = principalUsers.get(u);
+  if (!view) {
+    view = { id: u.id, username: u.username, displayName: u.displayName, email: u.email, isAdmin: u.isAdmin, groups: u.groups };
+    principalUsers.set(u, view);
+  }
+  return view;
 }
 
 /**

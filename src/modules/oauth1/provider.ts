@@ -1,5 +1,5 @@
 import { randomBytes, randomInt, type KeyObject } from 'node:crypto';
-import type { Connection, Principal, PrincipalUser } from '../../auth/principal.js';
+import type { Connection, Principal } from '../../auth/principal.js';
 import { WARNINGS } from '../../auth/principal.js';
 import { constantTimeEqual, hashToken, randomToken } from '../../crypto/tokens.js';
 import { AppError } from '../../errors/index.js';
@@ -65,7 +65,6 @@ export class OAuth1Provider {
   private readonly accessCache: TtlCache<CachedAccess>;
   /** Access-token last-use times, written in batches so a resource request never waits for a write. */
   private readonly lastUsed = new LastUse();
-  private readonly views = new WeakMap<UserRecord, PrincipalUser>();
   private readonly consumerKeys = new WeakMap<Consumer, KeyObject>();
 
   constructor(private readonly s: Services) {
@@ -379,13 +378,13 @@ export class OAuth1Provider {
       if (!consumer.allow2LOImpersonation) throw this.problem('oauth1_permission_denied', { advice: 'This consumer may not act as users it names (2-legged OAuth with impersonation is off).' });
       const user = await this.s.users.cachedByUsername(requestor);
       if (!user || user.disabled) throw this.problem('oauth1_permission_denied', { advice: 'The user to act as does not exist or is disabled.' });
-      return { user: this.view(user), link, authType: OAUTH1_2LOI_TYPE, scopes: null, connection, warnings: [WARNINGS.impersonation] };
+      return { user: toPrincipalUser(user), link, authType: OAUTH1_2LOI_TYPE, scopes: null, connection, warnings: [WARNINGS.impersonation] };
     }
     if (!consumer.allow2LO) throw this.problem('oauth1_permission_denied', { advice: '2-legged OAuth is switched off for this consumer.' });
     if (consumer.executeAs === null) return { user: null, link, authType: OAUTH1_2LO_TYPE, scopes: null, connection, warnings: [] };
     const user = await this.s.users.cachedByUsername(consumer.executeAs);
     if (!user || user.disabled) throw this.problem('oauth1_permission_denied', { advice: 'The user 2-legged requests act as is disabled or deleted.' });
-    return { user: this.view(user), link, authType: OAUTH1_2LO_TYPE, scopes: null, connection, warnings: [] };
+    return { user: toPrincipalUser(user), link, authType: OAUTH1_2LO_TYPE, scopes: null, connection, warnings: [] };
   }
 
   /** `xoauth_requestor_id`, else the deprecated `user_id`; each must be sent once. */
@@ -426,13 +425,7 @@ export class OAuth1Provider {
     const user = await this.s.users.cached(record.userId);
     if (!user || user.disabled) throw this.problem('oauth1_token_revoked', { advice: 'The user of this token is disabled or deleted.' });
     this.lastUsed.note(tokenHash, now);
-    return { user: this.view(user), link: { id: consumer.linkId, name: consumer.linkName }, authType: OAUTH1_TYPE, scopes: null, connection, warnings: [], credentialId: tokenHash };
-  }
-
-  private view(user: UserRecord): PrincipalUser {
-    let v = this.views.get(user);
-    if (!v) this.views.set(user, (v = toPrincipalUser(user)));
-    return v;
+    return { user: toPrincipalUser(user), link: { id: consumer.linkId, name: consumer.linkName }, authType: OAUTH1_TYPE, scopes: null, connection, warnings: [], credentialId: tokenHash };
   }
 
   // ---------------------------------------------------------------- authorized applications

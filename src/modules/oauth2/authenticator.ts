@@ -1,4 +1,4 @@
-import type { Principal, PrincipalUser } from '../../auth/principal.js';
+import type { Principal } from '../../auth/principal.js';
 import type { Authenticator } from '../../auth/registry.js';
 import type { AuthRequest } from '../../auth/request.js';
 import { AppError } from '../../errors/index.js';
@@ -6,7 +6,6 @@ import { bearerChallenge } from '../../protocols/oauth2/errors.js';
 import { closure } from '../../protocols/oauth2/scopes.js';
 import type { Services } from '../../services/index.js';
 import { toPrincipalUser } from '../../services/users.js';
-import type { UserRecord } from '../../storage/repositories/users.js';
 import { OAUTH2_TYPE } from './clients.js';
 import { andThen, guarded, type Awaitable } from '../../util/awaitable.js';
 import { ACCESS_TOKEN_PREFIX, type AccessGrant, type OAuth2Service } from './service.js';
@@ -21,8 +20,6 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
  */
 export function bearerAuthenticator(s: Services, oauth: OAuth2Service): Authenticator {
   const realm = s.config.appName;
-  // The user record object is stable while cached, so its principal view is built once.
-  const views = new WeakMap<UserRecord, PrincipalUser>();
   // Likewise the scopes of a cached token record, expanded to what they include.
   const scopes = new WeakMap<object, readonly string[]>();
   return {
@@ -36,12 +33,10 @@ export function bearerAuthenticator(s: Services, oauth: OAuth2Service): Authenti
     },
   };
   function principalOf({ record, user, link }: AccessGrant, req: AuthRequest): Principal {
-    let view = views.get(user);
-    if (!view) views.set(user, (view = toPrincipalUser(user)));
     let granted = scopes.get(record);
     if (!granted) scopes.set(record, (granted = closure(record.scopes)));
     return {
-      user: view,
+      user: toPrincipalUser(user),
       link: { id: link.id, name: link.name },
       authType: OAUTH2_TYPE,
       scopes: granted,
