@@ -23,10 +23,13 @@ export class Pipeline {
 
   /** Authenticates, then applies the modules' rules for requests bound for the host. */
   authenticateForHost(req: AuthRequest): Awaitable<Principal> {
-    return andThen(this.authenticate(req), (principal) => {
-      for (const authorize of this.authorizers) authorize(principal, req);
-      return principal;
-    });
+    return andThen(this.authenticate(req), (principal) => this.authorizeForHost(principal, req));
+  }
+
+  /** The modules' rules for requests bound for the host (e.g. a READ token only reads); throws when one refuses. */
+  authorizeForHost(principal: Principal, req: AuthRequest): Principal {
+    for (const authorize of this.authorizers) authorize(principal, req);
+    return principal;
   }
 
   /**

@@ -41,7 +41,7 @@ export const errorCatalog = {
   oauth2_invalid_request: { status: 400, description: 'The OAuth 2.0 request is missing a parameter, repeats one, or is otherwise malformed.', oauth2: 'invalid_request' },
   oauth2_invalid_client: { status: 401, description: 'Client authentication failed: unknown client, wrong secret, or no authentication.', oauth2: 'invalid_client' },
   oauth2_invalid_grant: { status: 400, description: 'The authorization code or refresh token is invalid, expired, revoked, already used, or was issued to another client.', oauth2: 'invalid_grant' },
-  oauth2_unauthorized_client: { status: 400, description: 'This client may not use this grant type.', oauth2: 'unauthorized_client' },
+  oauth2_unauthorized_client: { status: 400, description: 'This client may not use this grant type, or may not revoke a token issued to another client.', oauth2: 'unauthorized_client' },
   oauth2_unsupported_grant_type: { status: 400, description: 'The grant type is not supported (no implicit or password grants).', oauth2: 'unsupported_grant_type' },
   oauth2_unsupported_response_type: { status: 400, description: 'Only response_type=code is supported.', oauth2: 'unsupported_response_type' },
   oauth2_invalid_scope: { status: 400, description: 'The requested scope is unknown, or more than the client is registered for or than the grant holds.', oauth2: 'invalid_scope' },

@@ -13,12 +13,13 @@ export const FORWARD_AUTH_PATH = '/rest/applinks/1.0/forward-auth';
  * `X-Forwarded-Uri` or nginx's `X-Original-Method`/`X-Original-URI`, believed only from a
  * trusted proxy; otherwise the forward-auth request itself.
  */
-export function originalRequest(edge: Edge, raw: IncomingMessage): { method: string; url: string } {
+export function originalRequest(edge: Edge, raw: IncomingMessage): { method: string; methodKnown: boolean; url: string } {
   const h = raw.headers;
   const trusted = edge.fromTrustedProxy(raw);
-  const method = (trusted && (firstValue(h['x-forwarded-method']) ?? firstValue(h['x-original-method']))) || raw.method || 'GET';
+  const named = trusted ? (firstValue(h['x-forwarded-method']) ?? firstValue(h['x-original-method'])) : undefined;
+  const method = named || raw.method || 'GET';
   const uri = (trusted && (firstValue(h['x-forwarded-uri']) ?? firstValue(h['x-original-uri']))) || raw.url || '/';
-  return { method: method.toUpperCase(), url: edge.publicUrl(raw, uri.startsWith('/') ? uri : '/') };
+  return { method: method.toUpperCase(), methodKnown: Boolean(named), url: edge.publicUrl(raw, uri.startsWith('/') ? uri : '/') };
 }
 
 /**
@@ -36,15 +37,20 @@ export async function forwardAuth(app: FastifyInstance, s: Services): Promise<vo
     handler: async (request, reply) => {
       const raw = request.raw;
       const original = originalRequest(s.edge, raw);
-      const authRequest = createAuthRequest({
+      const authRequestInput = {
         method: original.method,
         url: original.url,
         headers: request.headers,
         remoteAddress: request.ip,
         secure: s.edge.secure(raw),
-        connection: 'forward-auth',
-      });
-      const principal = await s.pipeline.authenticateForHost(authRequest);
+        connection: 'forward-auth' as const,
+      };
+      const authRequest = createAuthRequest(authRequestInput);
+      const principal = await s.pipeline.authenticate(authRequest);
+      // nginx's auth_request always asks with GET: unless a trusted proxy names the original
+      // method, it is unknown, and the rules hold it to the strictest (a change: a READ-only
+      // token is refused).
+      s.pipeline.authorizeForHost(principal, original.methodKnown ? authRequest : createAuthRequest({ ...authRequestInput, method: 'UNKNOWN' }));
       const allowAnonymous = (request.query as Record<string, unknown>).anonymous === 'allow';
       if (!principal.user && !allowAnonymous) throw s.pipeline.unauthenticated(authRequest);
       return reply

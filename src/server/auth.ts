@@ -61,9 +61,22 @@ export async function requireAdmin(s: Services, request: FastifyRequest): Promis
   return principal;
 }
 
+/**
+ * Refuses a scoped credential (an OAuth token an application holds for its user): passwords, API
+ * tokens and administrator rights are permanent credentials, and an application's grant, which the
+ * user can revoke, must never mint one that outlives it.
+ */
+export function requireUnscoped(principal: Principal, what: string): void {
+  if (principal.scopes !== null) throw new AppError('forbidden', { message: `${what} only with an unscoped credential (a password, session or API token), not an application's token.` });
+}
+
 /** A preHandler form of the checks above, for route options. */
 export const adminOnly = (s: Services) => async (request: FastifyRequest, _reply: FastifyReply) => {
   await requireAdmin(s, request);
+};
+/** Administration that creates or changes credentials (API tokens, clients, consumers, link authentication): unscoped only. */
+export const credentialAdminOnly = (s: Services) => async (request: FastifyRequest, _reply: FastifyReply) => {
+  requireUnscoped(await requireAdmin(s, request), 'Credentials and authentication settings can be managed');
 };
 export const usersOnly = (s: Services) => async (request: FastifyRequest, _reply: FastifyReply) => {
   await requireUser(s, request);

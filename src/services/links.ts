@@ -7,7 +7,7 @@ import { AppError } from '../errors/index.js';
 import { parseManifest, type Manifest } from '../protocols/applinks/manifest.js';
 import { UniqueViolation, type Executor } from '../storage/repositories/common.js';
 import type { Direction, LinkAuthRecord, LinkRecord } from '../storage/repositories/links.js';
-import type { Store } from '../storage/store.js';
+import type { Repositories, Store } from '../storage/store.js';
 import type { Clock } from '../util/clock.js';
 import type { Awaitable } from '../util/awaitable.js';
 import { TtlCache } from '../util/ttl-cache.js';
@@ -78,6 +78,9 @@ export interface IncomingMatch {
  * registry's schema of each type validates its configuration; secret fields are sealed at rest
  * and never returned. Deleting a link revokes everything issued through it, at once.
  */
+/** More writes of a module, done inside the transaction that creates or changes a link. */
+export type Within = (repos: Repositories, trx: Executor, linkId: string) => Promise<void>;
+
 export class LinkService {
   private readonly incomingCache: TtlCache<IncomingMatch | null>;
   private readonly linkCache: TtlCache<LinkRecord>;
@@ -107,7 +110,8 @@ export class LinkService {
     return link;
   }
 
-  async create(input: LinkInput, actor: Actor): Promise<LinkView> {
+  /** Creates a link; `within` does a module's own writes in the same transaction (all or nothing). */
+  async create(input: LinkInput, actor: Actor, within?: Within): Promise<LinkView> {
     const url = normaliseUrl(input.url ?? null);
     const applicationType = checkApplicationType(input.applicationType ?? 'generic');
     const now = this.clock.now();
@@ -119,10 +123,11 @@ export class LinkService {
       }
     }
     await this.conflictsAsAppErrors(input.name, () =>
-      this.store.transaction(async (repos) => {
+      this.store.transaction(async (repos, trx) => {
         await repos.links.create(link);
         for (const auth of auths) await repos.links.upsertAuth(auth);
         await this.audit.record(actor, { action: 'link.create', target: { type: 'link', id: link.id, name: link.name }, details: { types: auths.map((a) => `${a.direction}:${a.type}`) } }, repos);
+        await within?.(repos, trx, link.id);
       }),
     );
     return this.get(link.id);
@@ -156,7 +161,7 @@ export class LinkService {
   }
 
   /** Sets one type's configuration on one side. Omitted secret fields keep their stored values. */
-  async setAuth(id: string, direction: Direction, type: string, config: Record<string, unknown>, actor: Actor): Promise<LinkView> {
+  async setAuth(id: string, direction: Direction, type: string, config: Record<string, unknown>, actor: Actor, within?: Within): Promise<LinkView> {
     const link = await this.store.links.findById(id);
     if (!link) throw new AppError('not_found', { message: 'No such application link.' });
     const existing = await this.store.links.findAuth(id, direction, type);
@@ -167,6 +172,7 @@ export class LinkService {
         // A new lookup key (consumer key, client id) is a different client: what the old one was issued goes.
         if (existing && existing.lookupKey !== auth.lookupKey) await this.authRemoved(trx, id, direction, type);
         await this.audit.record(actor, { action: `link.${direction}.set`, target: { type: 'link', id, name: link.name }, details: { type } }, repos);
+        await within?.(repos, trx, id);
       }),
     );
     this.revocations.link(id);
@@ -204,6 +210,9 @@ export class LinkService {
    * id), cached like credentials. Answers undefined when none.
    */
   async findIncoming(type: string, key: string): Promise<IncomingMatch | undefined> {
+    // Keys come from the wire: one no configuration could hold (control characters, which
+    // PostgreSQL refuses in text, or absurd lengths) is unknown without asking the store.
+    if (key.length === 0 || key.length > 1024 || /[\u0000-\u001f\u007f]/.test(key)) return undefined;
     const cacheKey = `${type}\u0000${key}`;
     const cached = this.incomingCache.get(cacheKey);
     if (cached !== undefined) return cached ?? undefined;

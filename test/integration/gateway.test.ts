@@ -158,14 +158,16 @@ describe('forward-auth', () => {
     const trusted = new Edge({ baseUrl: 'http://127.0.0.1:8080', baseUrlExplicit: false, trustedProxies: ['10.0.0.0/8'] });
     expect(originalRequest(trusted, fake('10.1.2.3', { 'x-forwarded-method': 'post', 'x-forwarded-uri': '/a?b=1', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'jira.example.com', host: 'internal:8080' }))).toEqual({
       method: 'POST',
+      methodKnown: true,
       url: 'https://jira.example.com/a?b=1',
     });
-    expect(originalRequest(trusted, fake('10.1.2.3', { 'x-original-uri': '/nginx/path', host: 'jira.example.com' }))).toEqual({ method: 'GET', url: 'http://jira.example.com/nginx/path' });
+    expect(originalRequest(trusted, fake('10.1.2.3', { 'x-original-uri': '/nginx/path', host: 'jira.example.com' }))).toEqual({ method: 'GET', methodKnown: false, url: 'http://jira.example.com/nginx/path' });
     expect(originalRequest(trusted, fake('192.168.1.9', { 'x-forwarded-method': 'POST', 'x-forwarded-uri': '/a', 'x-forwarded-host': 'evil.example', host: 'jira.example.com' }))).toEqual({
       method: 'GET',
+      methodKnown: false,
       url: 'http://jira.example.com/rest/applinks/1.0/forward-auth',
     });
     const explicit = new Edge({ baseUrl: 'https://jira.example.com/ctx', baseUrlExplicit: true, trustedProxies: ['10.0.0.0/8'] });
-    expect(originalRequest(explicit, fake('10.1.2.3', { 'x-forwarded-uri': '/rest/x', 'x-forwarded-host': 'other.example', 'x-forwarded-proto': 'http' }))).toEqual({ method: 'GET', url: 'https://jira.example.com/ctx/rest/x' });
+    expect(originalRequest(explicit, fake('10.1.2.3', { 'x-forwarded-uri': '/rest/x', 'x-forwarded-host': 'other.example', 'x-forwarded-proto': 'http' }))).toEqual({ method: 'GET', methodKnown: false, url: 'https://jira.example.com/ctx/rest/x' });
   });
 });

@@ -125,6 +125,12 @@ describe.each(DIALECTS)('OAuth 2.0 errors on %s', (dialect) => {
       expect: { status: 400, error: 'invalid_request' },
     },
     {
+      name: 'text/plain body (no 415: RFC 6749 has none)',
+      send: () => h.inject({ method: 'POST', url: TOKEN, headers: { authorization: basicClient(service), 'content-type': 'text/plain' }, payload: 'grant_type=client_credentials' }),
+      expect: { status: 400, error: 'invalid_request' },
+    },
+    { name: 'client_id with a NUL byte', send: () => tokenForm({ grant_type: 'client_credentials', client_id: 'robot\u0000', client_secret: 'x' }), expect: { status: 401, error: 'invalid_client' } },
+    {
       name: 'repeated parameter',
       send: () => h.inject({ method: 'POST', url: TOKEN, headers: { authorization: basicClient(service), 'content-type': 'application/x-www-form-urlencoded' }, payload: 'grant_type=client_credentials&scope=READ&scope=READ' }),
       expect: { status: 400, error: 'invalid_request' },
@@ -229,6 +235,17 @@ describe.each(DIALECTS)('OAuth 2.0 errors on %s', (dialect) => {
     },
     // ---- revocation and introspection
     { name: 'revoke without token', send: () => post(h, REVOKE, confidential, {}), expect: { status: 400, error: 'invalid_request' } },
+    {
+      name: "revoke another client's token",
+      send: async () => {
+        const t = await exchange(h, confidential, await code());
+        const res = await post(h, REVOKE, other, { token: t.refresh_token });
+        // Refused, and nothing was revoked.
+        expect((await h.inject({ url: '/api/thing', headers: { authorization: `Bearer ${t.access_token}` } })).statusCode).toBe(200);
+        return res;
+      },
+      expect: { status: 400, error: 'unauthorized_client' },
+    },
     { name: 'revoke with a wrong secret', send: () => h.inject({ method: 'POST', url: REVOKE, headers: { authorization: basicFor(confidential, 'bad'), 'content-type': 'application/x-www-form-urlencoded' }, payload: 'token=alat_x' }), expect: { status: 401, error: 'invalid_client', challenge: BASIC_CHALLENGE } },
     { name: 'introspect without authentication', send: () => h.inject({ method: 'POST', url: INTROSPECT, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'token=alat_x' }), expect: { status: 401, error: 'invalid_client' } },
     // ---- resource requests (RFC 6750 §3.1)

@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AppError } from '../../errors/index.js';
 import { actorOf } from '../../services/audit.js';
 import type { Services } from '../../services/index.js';
-import { adminOnly, principalOf, requireUser } from '../../server/auth.js';
+import { adminOnly, credentialAdminOnly, principalOf, requireUser } from '../../server/auth.js';
 import { linkJson } from '../../server/routes/admin-api.js';
 import * as S from '../../server/routes/schemas.js';
 import { DANCE_START_PATH, type OAuth1Consumer } from './consumer.js';
@@ -54,6 +54,7 @@ const OutgoingStatus = Type.Object({
 export async function oauth1Api(root: FastifyInstance, s: Services, _provider: OAuth1Provider, consumer: OAuth1Consumer): Promise<void> {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
   const admin = adminOnly(s);
+  const credentialAdmin = credentialAdminOnly(s);
   const actor = async (request: FastifyRequest) => actorOf(await principalOf(s, request), request.ip);
 
   app.get('/api/v1/oauth1/consumer', { preValidation: admin, schema: { tags: ['oauth1'], summary: 'Our OAuth 1.0a consumer identity, to register at a remote', response: { 200: ConsumerIdentity, ...errors } } }, async () => {
@@ -64,7 +65,7 @@ export async function oauth1Api(root: FastifyInstance, s: Services, _provider: O
   app.post(
     '/api/v1/links/:id/incoming/oauth1/auto-configure',
     {
-      preValidation: admin,
+      preValidation: credentialAdmin,
       schema: {
         tags: ['oauth1'],
         summary: "Register the remote's consumer from its consumer-info document (its key, name and public key) on the link's incoming side",

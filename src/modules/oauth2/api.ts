@@ -5,7 +5,7 @@ import { AppError } from '../../errors/index.js';
 import { closure, type Scope } from '../../protocols/oauth2/scopes.js';
 import { actorOf } from '../../services/audit.js';
 import type { Services } from '../../services/index.js';
-import { adminOnly, principalOf, requireUser, usersOnly } from '../../server/auth.js';
+import { adminOnly, credentialAdminOnly, principalOf, requireUnscoped, requireUser, usersOnly } from '../../server/auth.js';
 import * as S from '../../server/routes/schemas.js';
 import { CLIENT_ID_PATTERN, ScopeSchema } from './clients.js';
 import { ClientManager, type ClientView } from './management.js';
@@ -121,6 +121,7 @@ export async function oauth2Api(root: FastifyInstance, s: Services, oauth: OAuth
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
   const manager = new ClientManager(s, oauth);
   const admin = adminOnly(s);
+  const credentialAdmin = credentialAdminOnly(s);
   const anyUser = usersOnly(s);
   const actor = async (request: FastifyRequest) => actorOf(await principalOf(s, request), request.ip);
 
@@ -130,7 +131,7 @@ export async function oauth2Api(root: FastifyInstance, s: Services, oauth: OAuth
   }));
   app.post(
     '/api/v1/oauth2/clients',
-    { preValidation: admin, schema: { tags: ['oauth2'], summary: 'Register an OAuth 2.0 client on a link (the secret is shown once)', body: AdminCreate, response: { 201: OAuth2ClientCreated, ...errors } } },
+    { preValidation: credentialAdmin, schema: { tags: ['oauth2'], summary: 'Register an OAuth 2.0 client on a link (the secret is shown once)', body: AdminCreate, response: { 201: OAuth2ClientCreated, ...errors } } },
     async (request, reply) => {
       const b = request.body;
       const { client, clientSecret } = await manager.create(
@@ -158,7 +159,7 @@ export async function oauth2Api(root: FastifyInstance, s: Services, oauth: OAuth
   );
   app.patch(
     '/api/v1/oauth2/clients/:clientId',
-    { preValidation: admin, schema: { tags: ['oauth2'], summary: 'Change an OAuth 2.0 client', params: ClientParams, body: AdminUpdate, response: { 200: OAuth2Client, ...errors } } },
+    { preValidation: credentialAdmin, schema: { tags: ['oauth2'], summary: 'Change an OAuth 2.0 client', params: ClientParams, body: AdminUpdate, response: { 200: OAuth2Client, ...errors } } },
     async (request) => {
       const b = request.body;
       const client = await manager.byClientId(request.params.clientId);
@@ -179,7 +180,7 @@ export async function oauth2Api(root: FastifyInstance, s: Services, oauth: OAuth
   app.post(
     '/api/v1/oauth2/clients/:clientId/secret',
     {
-      preValidation: admin,
+      preValidation: credentialAdmin,
       schema: { tags: ['oauth2'], summary: 'Rotate the client secret; the previous one works during the grace period', params: ClientParams, body: Rotate, response: { 200: Rotated, ...errors } },
     },
     async (request) => {
@@ -190,18 +191,20 @@ export async function oauth2Api(root: FastifyInstance, s: Services, oauth: OAuth
   );
 
   // ---------- the developer area: a user's own 3-legged applications
-  const developer = async (request: FastifyRequest) => {
+  // With the developer area switched off, a user still sees and deletes the applications
+  // registered before; only registering and changing them is refused.
+  const developer = async (request: FastifyRequest, changes = true) => {
     const p = await requireUser(s, request);
     // A scoped credential (an OAuth token) must not register applications that act for the user.
-    if (p.scopes !== null) throw new AppError('forbidden', { message: 'Applications can only be managed with an unscoped credential.' });
-    manager.checkDeveloperInput(undefined);
+    requireUnscoped(p, 'Applications can be managed');
+    if (changes) manager.checkDeveloperInput(undefined);
     const user = await s.users.get(p.user.id);
     return { user, actor: actorOf(p, request.ip) };
   };
   const defaultScopes = (): Scope[] => closure([s.config.oauth2DeveloperMaxScope === 'READ' ? 'READ' : 'WRITE']);
 
   app.get('/api/v1/me/oauth2/clients', { preValidation: anyUser, schema: { tags: ['me'], summary: 'My OAuth 2.0 applications (developer area)', response: { 200: OAuth2ClientList, ...errors } } }, async (request) => {
-    const { user } = await developer(request);
+    const { user } = await developer(request, false);
     return { clients: (await manager.list(user.id)).map(clientJson) };
   });
   app.post(
@@ -232,7 +235,7 @@ export async function oauth2Api(root: FastifyInstance, s: Services, oauth: OAuth
     '/api/v1/me/oauth2/clients/:clientId',
     { preValidation: anyUser, schema: { tags: ['me'], summary: 'One of my OAuth 2.0 applications', params: ClientParams, response: { 200: OAuth2Client, ...errors } } },
     async (request) => {
-      const { user } = await developer(request);
+      const { user } = await developer(request, false);
       return clientJson(await manager.view(await manager.ownedBy(request.params.clientId, user)));
     },
   );
@@ -251,7 +254,7 @@ export async function oauth2Api(root: FastifyInstance, s: Services, oauth: OAuth
     '/api/v1/me/oauth2/clients/:clientId',
     { preValidation: anyUser, schema: { tags: ['me'], summary: 'Delete one of my OAuth 2.0 applications and revoke everything issued to it', params: ClientParams, response: { 204: Type.Null(), ...errors } } },
     async (request, reply) => {
-      const { user, actor: who } = await developer(request);
+      const { user, actor: who } = await developer(request, false);
       await manager.delete(await manager.ownedBy(request.params.clientId, user), who, true);
       return reply.code(204).send(null);
     },

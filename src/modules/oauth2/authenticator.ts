@@ -35,6 +35,9 @@ export function bearerAuthenticator(s: Services, oauth: OAuth2Service): Authenti
   function principalOf({ record, user, link }: AccessGrant, req: AuthRequest): Principal {
     let granted = scopes.get(record);
     if (!granted) scopes.set(record, (granted = closure(record.scopes)));
+    // A user who lost administrator rights since the grant takes them from the token at once
+    // (a closure lists READ, WRITE first; what follows is administration).
+    if (!user.isAdmin && granted.length > 2) granted = granted.slice(0, 2);
     return {
       user: toPrincipalUser(user),
       link: { id: link.id, name: link.name },
@@ -63,7 +66,7 @@ export function scopeRule(s: Services) {
     if (principal.authType !== OAUTH2_TYPE || SAFE_METHODS.has(req.method)) return;
     // Principal scopes are the closure (WRITE → READ WRITE), so WRITE or above lists WRITE.
     if (principal.scopes?.includes('WRITE')) return;
-    const description = `A READ token may only use GET, HEAD and OPTIONS; ${req.method} needs WRITE.`;
+    const description = `A READ token may only use GET, HEAD and OPTIONS; ${req.method === 'UNKNOWN' ? 'a request whose method the proxy does not name' : req.method} needs WRITE.`;
     throw new AppError('oauth2_insufficient_scope', {
       message: description,
       headers: { 'www-authenticate': bearerChallenge({ realm, error: 'insufficient_scope', description, scope: 'WRITE' }) },

@@ -3,6 +3,7 @@ import { AppError } from '../../errors/index.js';
 import { covers, normalize, SCOPES, type Scope } from '../../protocols/oauth2/scopes.js';
 import type { Actor } from '../../services/audit.js';
 import type { Services } from '../../services/index.js';
+import type { Within } from '../../services/links.js';
 import type { UserRecord } from '../../storage/repositories/users.js';
 import { uuidv7 } from '../../util/ids.js';
 import { clientSpec, OAUTH2_TYPE, toClient, type Client, type ClientConfig } from './clients.js';
@@ -68,8 +69,20 @@ export class ClientManager {
       serviceAccountUserId: await this.serviceAccountId(input.serviceAccount),
     };
     if (input.requirePkce !== undefined) config.requirePkce = input.requirePkce;
-    let linkId: string;
-    let createdLink = false;
+    const clientSecret = confidential ? randomToken(CLIENT_SECRET_PREFIX) : undefined;
+    // The secret, the owner and the audit entry are written in the link's own transaction:
+    // a failure leaves nothing half-registered.
+    const within: Within = async (repos, trx, linkId) => {
+      const r = new OAuth2Repository(trx);
+      const now = this.s.clock.now();
+      if (clientSecret) await r.addSecret({ id: uuidv7(now), linkId, secretHash: hashToken(clientSecret), createdAt: now, expiresAt: null });
+      if (owner) await r.setOwner(linkId, owner.id, now);
+      await this.s.audit.record(
+        actor,
+        { action: 'oauth2.client.create', target: { type: 'link', id: linkId, name: input.name }, details: { clientId: config.clientId, confidential, scopes: config.scopes, developer: owner !== undefined } },
+        repos,
+      );
+    };
     if (input.linkId !== undefined) {
       const link = await this.s.store.links.findById(input.linkId);
       if (!link) throw new AppError('validation_failed', { field: 'linkId', message: 'linkId: no such application link.' });
@@ -77,36 +90,15 @@ export class ClientManager {
         throw new AppError('conflict', { message: 'This link already has an OAuth 2.0 client; change or delete that one.' });
       }
       config.name = input.name;
-      await this.s.links.setAuth(link.id, 'incoming', OAUTH2_TYPE, config as unknown as Record<string, unknown>, actor);
-      linkId = link.id;
+      await this.s.links.setAuth(link.id, 'incoming', OAUTH2_TYPE, config as unknown as Record<string, unknown>, actor, within);
     } else {
       const linkName = owner ? `${input.name} (${owner.username})` : input.name;
       if (owner) config.name = input.name;
-      const link = await this.s.links.create(
+      await this.s.links.create(
         { name: linkName, url: input.url ?? null, applicationType: input.applicationType ?? 'generic', incoming: { [OAUTH2_TYPE]: config as unknown as Record<string, unknown> } },
         actor,
+        within,
       );
-      linkId = link.id;
-      createdLink = true;
-    }
-    const clientSecret = confidential ? randomToken(CLIENT_SECRET_PREFIX) : undefined;
-    try {
-      await this.s.store.transaction(async (repos, trx) => {
-        const r = new OAuth2Repository(trx);
-        const now = this.s.clock.now();
-        if (clientSecret) await r.addSecret({ id: uuidv7(now), linkId, secretHash: hashToken(clientSecret), createdAt: now, expiresAt: null });
-        if (owner) await r.setOwner(linkId, owner.id, now);
-        await this.s.audit.record(
-          actor,
-          { action: 'oauth2.client.create', target: { type: 'link', id: linkId, name: input.name }, details: { clientId: config.clientId, confidential, scopes: config.scopes, developer: owner !== undefined } },
-          repos,
-        );
-      });
-    } catch (error) {
-      // Leave nothing half-registered.
-      if (createdLink) await this.s.links.delete(linkId, actor).catch(() => undefined);
-      else await this.s.links.deleteAuth(linkId, 'incoming', OAUTH2_TYPE, actor).catch(() => undefined);
-      throw error;
     }
     return { client: await this.view(await this.byClientId(config.clientId)), clientSecret };
   }

@@ -69,7 +69,9 @@ export async function oauth2Routes(app: FastifyInstance, s: Services, oauth: OAu
   await app.register(async (api) => {
     formParser(api, s.config.bodyLimit);
     api.setErrorHandler((error, request, reply) => {
-      const e = toAppError(error);
+      let e = toAppError(error);
+      // RFC 6749 §5.2 has no 415: a body in another encoding is a malformed request.
+      if (e.code === 'unsupported_media_type') e = new AppError('oauth2_invalid_request', { message: `The request body must be ${FORM}.` });
       logError(request, e);
       if (e.code === 'oauth2_invalid_client' && e.headers['www-authenticate'] === undefined) e.headers['www-authenticate'] = clientChallenge(realm);
       return noStore(reply.code(e.status).headers(e.headers)).send(tokenErrorBody(oauth2ErrorOf(e.code), e.status >= 500 ? undefined : e.message));
@@ -233,9 +235,12 @@ export async function oauth2Routes(app: FastifyInstance, s: Services, oauth: OAu
       return back(authorizationCodeLocation(redirectUri, { code, ...(state !== undefined ? { state } : {}), iss: oauth.issuer }));
     } catch (error) {
       const e = toAppError(error);
-      if (e.status >= 500 || e.code === 'csrf_failed') throw e;
+      // A decision not made on our page is shown, never sent anywhere.
+      if (e.code === 'csrf_failed') throw e;
       logError(request, e);
-      return back(authorizationErrorLocation(redirectUri, { error: oauth2ErrorOf(e.code), description: e.message, ...(state !== undefined ? { state } : {}), iss: oauth.issuer }));
+      // §4.1.2.1: our own failures go back as server_error, without our message.
+      const description = e.status >= 500 ? undefined : e.message;
+      return back(authorizationErrorLocation(redirectUri, { error: oauth2ErrorOf(e.code), description, ...(state !== undefined ? { state } : {}), iss: oauth.issuer }));
     }
   }
 }

@@ -3,8 +3,7 @@ import { constantTimeEqual, hashToken, randomToken } from '../../crypto/tokens.j
 import { AppError } from '../../errors/index.js';
 import type { ClientCredentials } from '../../protocols/oauth2/client-auth.js';
 import { checkCodeVerifier } from '../../protocols/oauth2/pkce.js';
-import { matchRedirectUri } from '../../protocols/oauth2/redirect-uri.js';
-import { capForUser, closure, covers, formatScope, parseScope, type Scope } from '../../protocols/oauth2/scopes.js';
+import { capAt, capForUser, closure, covers, formatScope, parseScope, type Scope } from '../../protocols/oauth2/scopes.js';
 import type { Actor } from '../../services/audit.js';
 import type { Authorization } from '../../services/authorizations.js';
 import type { Services } from '../../services/index.js';
@@ -270,8 +269,8 @@ export class OAuth2Service {
     }
     checkCodeVerifier(p.codeVerifier, code.codeChallenge && code.codeChallengeMethod ? { challenge: code.codeChallenge, method: code.codeChallengeMethod } : null);
     const user = await this.activeUser(code.userId);
-    // The user may have lost administrator rights since consenting.
-    const scopes = capForUser(code.scopes, user.isAdmin);
+    // The user may have lost administrator rights since consenting, the client some of its scopes.
+    const scopes = capAt(capForUser(code.scopes, user.isAdmin), client.scopes);
     const issued = this.newPair(client, user.id, code.grantId, scopes, 0, now);
     const won = await this.s.store.transaction(async (_repos, trx) => {
       const r = new OAuth2Repository(trx);
@@ -319,13 +318,14 @@ export class OAuth2Service {
     if (token.clientId !== client.clientId || token.linkId !== client.linkId) {
       throw new AppError('oauth2_invalid_grant', { message: 'The refresh token was issued to another client.' });
     }
-    if (p.redirectUri !== undefined && matchRedirectUri(client.redirectUris, p.redirectUri) === undefined) {
-      throw new AppError('oauth2_invalid_grant', { message: 'redirect_uri is not registered for this client.' });
-    }
     const now = this.now;
     if (token.expiresAt <= now) throw new AppError('oauth2_invalid_grant', { message: 'The refresh token has expired.' });
     const grant = await this.repo.findGrant(token.grantId);
     if (!grant) throw new AppError('oauth2_invalid_grant', { message: 'The refresh token was revoked.' });
+    // As Data Center: a redirect_uri sent with a refresh must be the one the grant was issued for.
+    if (p.redirectUri !== undefined && p.redirectUri !== grant.redirectUri) {
+      throw new AppError('oauth2_invalid_grant', { message: 'redirect_uri differs from the one this authorization was issued for.' });
+    }
     const n = grant.refreshGeneration;
     const mode = token.replacedAt === null && token.generation === n ? 'rotate' : token.replacedAt === null && token.generation === n - 1 ? 'retry' : 'reuse';
     if (mode === 'reuse') {
@@ -337,9 +337,10 @@ export class OAuth2Service {
       throw new AppError('oauth2_invalid_scope', { message: `The refresh token was granted only: ${formatScope(grant.scopes)}.` });
     }
     const user = await this.activeUser(grant.userId);
-    const accessScopes = capForUser(requested ?? grant.scopes, user.isAdmin);
+    // Never more than the user may do now, nor than the client is allowed now.
+    const cap = (scopes: readonly Scope[]) => capAt(capForUser(scopes, user.isAdmin), client.scopes);
     const generation = mode === 'rotate' ? n + 1 : n;
-    const issued = this.newPair(client, user.id, grant.id, accessScopes, generation, now, capForUser(grant.scopes, user.isAdmin));
+    const issued = this.newPair(client, user.id, grant.id, cap(requested ?? grant.scopes), generation, now, cap(grant.scopes));
     const ok = await this.s.store.transaction(async (_repos, trx) => {
       const r = new OAuth2Repository(trx);
       if (!(await r.advanceGrant(grant.id, grant.version, generation, now, now + this.refreshTtlMs))) return false;
@@ -484,9 +485,11 @@ export class OAuth2Service {
     if (caller.kind === 'client' && (record.clientId !== caller.client.clientId || record.linkId !== caller.client.linkId)) return INACTIVE;
     const user = await this.s.users.cached(record.userId);
     if (!user || user.disabled) return INACTIVE;
+    // What the token may do now: a user who lost administrator rights takes them from the token.
+    const scopes = capForUser(record.scopes, user.isAdmin);
     const answer: Record<string, unknown> = {
       active: true,
-      scope: formatScope(record.scopes),
+      scope: formatScope(scopes),
       client_id: record.clientId,
       username: user.username,
       sub: user.id,
@@ -497,7 +500,7 @@ export class OAuth2Service {
     if (record.kind === 'access') answer.token_type = 'Bearer';
     // Extensions for hosts: the link it came through, and the scopes it includes.
     answer.applinks_link_id = record.linkId;
-    answer.applinks_scopes = closure(record.scopes).join(' ');
+    answer.applinks_scopes = closure(scopes).join(' ');
     return answer;
   }
 
@@ -512,14 +515,19 @@ export class OAuth2Service {
 
   /**
    * RFC 7009 §2.1: revokes a token of this client. A refresh token takes its whole grant (and the
-   * access tokens of it) along; an access token goes alone. Unknown tokens, and tokens of other
-   * clients, are not an error (§2.2): the answer is the same, nothing is revoked.
+   * access tokens of it) along; an access token goes alone. Unknown (or already revoked or
+   * expired) tokens are not an error (§2.2). A live token issued to another client is refused:
+   * §2.1 says the server "verifies whether the token was issued to the client making the
+   * revocation request. If this validation fails, the request is refused" (unauthorized_client).
    */
   async revoke(client: Client, token: string): Promise<void> {
     if (!token.startsWith(ACCESS_TOKEN_PREFIX) && !token.startsWith(REFRESH_TOKEN_PREFIX)) return;
     const tokenHash = hashToken(token);
     const record = await this.repo.findToken(tokenHash);
-    if (!record || record.clientId !== client.clientId || record.linkId !== client.linkId) return;
+    if (!record) return;
+    if (record.clientId !== client.clientId || record.linkId !== client.linkId) {
+      throw new AppError('oauth2_unauthorized_client', { message: 'The token was not issued to this client: only its own client may revoke it.' });
+    }
     if (record.kind === 'refresh' && record.grantId !== null) {
       await this.revokeGrant(record.grantId, client, 'revoked-by-client');
       return;

@@ -66,6 +66,15 @@ export function capForUser(scopes: readonly Scope[], isAdmin: boolean): Scope[] 
   return normalize(scopes.map((s) => (ADMIN_ONLY.has(s) ? 'WRITE' : s)));
 }
 
+/**
+ * Caps scopes at the highest of `allowed` (a client whose allowed scopes an administrator narrowed
+ * after the user consented): ADMIN under a WRITE-only client becomes WRITE.
+ */
+export function capAt(scopes: readonly Scope[], allowed: readonly Scope[]): Scope[] {
+  const top = Math.max(-1, ...allowed.map(rank));
+  return normalize(scopes.flatMap((s) => (rank(s) <= top ? [s] : top >= 0 ? [SCOPES[top]!] : [])));
+}
+
 /** The `scope` string of a response: space-separated, in hierarchy order. */
 export function formatScope(scopes: readonly Scope[]): string {
   return normalize(scopes).join(' ');
@@ -85,8 +94,8 @@ export function allowsWrite(scopes: readonly Scope[]): boolean {
 export const SCOPE_WORDS: Record<Scope, string> = {
   READ: 'See everything you can see: read your data and the data you have access to.',
   WRITE: 'Create, change and delete what you can change, as you.',
-  ADMIN: 'Perform the administration you are allowed to do (projects, spaces, settings you administer).',
-  SYSTEM_ADMIN: 'Administer the whole system, as a system administrator.',
+  ADMIN: 'Perform the administration you are allowed to do (projects, spaces, settings you administer), but never set passwords, create API tokens or grant administrator rights.',
+  SYSTEM_ADMIN: 'Administer the whole system, as a system administrator, but never set passwords, create API tokens or grant administrator rights.',
 };
 
 /** Keeps only printable ASCII, for echoing client input in messages. */

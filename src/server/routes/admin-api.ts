@@ -10,7 +10,7 @@ import type { Services } from '../../services/index.js';
 import type { LinkView } from '../../services/links.js';
 import type { ApiTokenRecord } from '../../storage/repositories/api-tokens.js';
 import type { UserRecord } from '../../storage/repositories/users.js';
-import { adminOnly, principalOf, requireUser, usersOnly } from '../auth.js';
+import { adminOnly, credentialAdminOnly, principalOf, requireUnscoped, requireUser, usersOnly } from '../auth.js';
 import * as S from './schemas.js';
 
 const errors = { 400: S.ErrorBody, 401: S.ErrorBody, 403: S.ErrorBody, 404: S.ErrorBody, 409: S.ErrorBody, 413: S.ErrorBody, 429: S.ErrorBody };
@@ -60,6 +60,7 @@ function parseExpiry(value: string | null | undefined): number | null {
 export async function adminApi(root: FastifyInstance, s: Services): Promise<void> {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
   const admin = adminOnly(s);
+  const credentialAdmin = credentialAdminOnly(s);
   const anyUser = usersOnly(s);
   const actor = async (request: FastifyRequest) => actorOf(await principalOf(s, request), request.ip);
   const createToken = async (userId: string, body: Static<typeof S.ApiTokenCreate>, request: FastifyRequest) => {
@@ -84,8 +85,7 @@ export async function adminApi(root: FastifyInstance, s: Services): Promise<void
     { preValidation: anyUser, schema: { tags: ['me'], summary: 'Create an API token (shown once)', body: S.ApiTokenCreate, response: { 201: S.ApiTokenCreated, ...errors } } },
     async (request, reply) => {
       const p = await requireUser(s, request);
-      // A scoped credential (an OAuth token) must not mint an unscoped one.
-      if (p.scopes !== null) throw new AppError('forbidden', { message: 'API tokens can only be created with an unscoped credential.' });
+      requireUnscoped(p, 'API tokens can be created');
       return reply.code(201).send(await createToken(p.user.id, request.body, request));
     },
   );
@@ -94,8 +94,7 @@ export async function adminApi(root: FastifyInstance, s: Services): Promise<void
     { preValidation: anyUser, schema: { tags: ['me'], summary: 'Revoke one of my API tokens', params: S.IdParams, response: { 204: Type.Null(), ...errors } } },
     async (request, reply) => {
       const p = await requireUser(s, request);
-      // Like creating one: an application's scoped token does not manage the user's credentials.
-      if (p.scopes !== null) throw new AppError('forbidden', { message: 'API tokens can only be revoked with an unscoped credential.' });
+      requireUnscoped(p, 'API tokens can be revoked');
       await s.apiTokens.revoke(request.params.id, await actor(request), p.user.id);
       return reply.code(204).send(null);
     },
@@ -114,7 +113,7 @@ export async function adminApi(root: FastifyInstance, s: Services): Promise<void
     },
     async (request, reply) => {
       const p = await requireUser(s, request);
-      if (p.scopes !== null) throw new AppError('forbidden', { message: 'The password can only be changed with an unscoped credential.' });
+      requireUnscoped(p, 'The password can be changed');
       await s.signIn.changePassword(p.user.id, request.body.currentPassword, request.body.newPassword, request.ip, await actor(request));
       return reply.code(204).send(null);
     },
@@ -134,7 +133,7 @@ export async function adminApi(root: FastifyInstance, s: Services): Promise<void
     { preValidation: anyUser, schema: { tags: ['me'], summary: 'Revoke an application I authorized', params: S.IdParams, response: { 204: Type.Null(), ...errors } } },
     async (request, reply) => {
       const p = await requireUser(s, request);
-      if (p.scopes !== null) throw new AppError('forbidden', { message: 'Authorizations can only be revoked with an unscoped credential.' });
+      requireUnscoped(p, 'Authorizations can be revoked');
       if (!(await s.authorizations.revoke(p.user.id, request.params.id, await actor(request)))) throw new AppError('not_found', { message: 'No such authorization.' });
       return reply.code(204).send(null);
     },
@@ -148,6 +147,7 @@ export async function adminApi(root: FastifyInstance, s: Services): Promise<void
   });
   app.post('/api/v1/users', { preValidation: admin, schema: { tags: ['users'], summary: 'Create a user', body: S.UserCreate, response: { 201: S.User, ...errors } } }, async (request, reply) => {
     const b = request.body;
+    if (b.password !== undefined || b.admin === true) requireUnscoped(await principalOf(s, request), 'Passwords and administrator rights can be given');
     const user = await s.users.create(
       {
         username: b.username,
@@ -170,7 +170,9 @@ export async function adminApi(root: FastifyInstance, s: Services): Promise<void
     { preValidation: admin, schema: { tags: ['users'], summary: 'Update, disable or enable a user', params: S.IdParams, body: S.UserUpdate, response: { 200: S.User, ...errors } } },
     async (request) => {
       const b = request.body;
-      const self = (await principalOf(s, request)).user!;
+      const p = await principalOf(s, request);
+      if (b.password !== undefined || b.admin !== undefined) requireUnscoped(p, 'Passwords and administrator rights can be changed');
+      const self = p.user!;
       if (request.params.id === self.id && (b.disabled === true || b.admin === false)) {
         throw new AppError('validation_failed', { field: b.disabled === true ? 'disabled' : 'admin', message: 'You cannot disable yourself or remove your own administrator rights.' });
       }
@@ -203,7 +205,7 @@ export async function adminApi(root: FastifyInstance, s: Services): Promise<void
   });
   app.post(
     '/api/v1/users/:id/tokens',
-    { preValidation: admin, schema: { tags: ['users'], summary: 'Create an API token for a user (shown once)', params: S.IdParams, body: S.ApiTokenCreate, response: { 201: S.ApiTokenCreated, ...errors } } },
+    { preValidation: credentialAdmin, schema: { tags: ['users'], summary: 'Create an API token for a user (shown once)', params: S.IdParams, body: S.ApiTokenCreate, response: { 201: S.ApiTokenCreated, ...errors } } },
     async (request, reply) => {
       return reply.code(201).send(await createToken(request.params.id, request.body, request));
     },
@@ -224,6 +226,14 @@ export async function adminApi(root: FastifyInstance, s: Services): Promise<void
       await s.users.get(request.params.id);
       return { authorizations: (await s.authorizations.list(request.params.id)).map(authorizationJson) };
     },
+  );
+  app.delete(
+    '/api/v1/users/:id/authorizations',
+    {
+      preValidation: admin,
+      schema: { tags: ['users'], summary: 'Revoke every application a user authorized (OAuth 1.0a tokens, OAuth 2.0 grants and consents)', params: S.IdParams, response: { 200: Type.Object({ revoked: Type.Integer() }), ...errors } },
+    },
+    async (request) => ({ revoked: await s.authorizations.revokeAllOfUser(request.params.id, await actor(request)) }),
   );
   app.delete(
     '/api/v1/users/:id/authorizations/:authorizationId',
@@ -265,6 +275,7 @@ export async function adminApi(root: FastifyInstance, s: Services): Promise<void
   }));
   app.post('/api/v1/links', { preValidation: admin, schema: { tags: ['links'], summary: 'Create an application link', body: LinkCreate, response: { 201: S.Link, ...errors } } }, async (request, reply) => {
     const b = request.body as { name: string; url?: string | null; applicationType?: string; incoming?: Record<string, Record<string, unknown>>; outgoing?: Record<string, Record<string, unknown>> };
+    if (b.incoming || b.outgoing) requireUnscoped(await principalOf(s, request), 'Authentication settings can be given');
     const link = await s.links.create(
       {
         name: b.name,
@@ -301,7 +312,7 @@ export async function adminApi(root: FastifyInstance, s: Services): Promise<void
   app.put(
     '/api/v1/links/:id/:direction/:type',
     {
-      preValidation: admin,
+      preValidation: credentialAdmin,
       schema: {
         tags: ['links'],
         summary: "Set one authentication type's configuration on one side of a link (secret fields left out keep their values)",
