@@ -101,6 +101,11 @@ export interface ModuleRuntime {
   onAuthRemoved?(trx: Executor, linkId: string, direction: 'incoming' | 'outgoing', type: string): Promise<void>;
   /** The per-user authorizations this module issues, for the authorized-applications list. */
   readonly authorizations?: AuthorizationProvider;
+  /**
+   * Extra elements of the manifest (our extension; Atlassian readers ignore unknown elements),
+   * e.g. the OAuth 1.0a consumer key and where its public key is published.
+   */
+  manifestFields?(): Promise<Record<string, string>>;
   /** Starts background work (pruning...); the returned function stops it. */
   start?(): (() => Promise<void> | void) | void;
 }

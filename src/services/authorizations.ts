@@ -1,3 +1,5 @@
+import { AppError } from '../errors/index.js';
+import type { Executor } from '../storage/repositories/common.js';
 import type { Actor } from './audit.js';
 import type { Services } from './index.js';
 
@@ -26,6 +28,12 @@ export interface AuthorizationProvider {
   revoke(userId: string, id: string, actor: Actor): Promise<boolean>;
   /** Revokes every authorization issued through a link; answers how many. */
   revokeForLink(linkId: string, actor: Actor): Promise<number>;
+  /**
+   * Inside the caller's transaction (a user disabled, or all of a user's authorizations revoked
+   * by an administrator): revokes everything this module issued for the user; answers how many
+   * applications. The caller audits and drops the user's cached credentials.
+   */
+  revokeForUser(trx: Executor, userId: string): Promise<number>;
 }
 
 /** The authorizations of every module, as one list. */
@@ -49,6 +57,27 @@ export class Authorizations {
   async revokeForLink(linkId: string, actor: Actor): Promise<number> {
     let count = 0;
     for (const provider of this.providers) count += await provider.revokeForLink(linkId, actor);
+    return count;
+  }
+
+  /** Inside the caller's transaction: every module revokes what it issued for the user. */
+  async revokeForUser(trx: Executor, userId: string): Promise<number> {
+    let count = 0;
+    for (const provider of this.providers) count += await provider.revokeForUser(trx, userId);
+    return count;
+  }
+
+  /** An administrator revokes every application a user authorized, at once. */
+  async revokeAllOfUser(userId: string, actor: Actor): Promise<number> {
+    const s = this.services();
+    const count = await s.store.transaction(async (repos, trx) => {
+      const user = await repos.users.findById(userId);
+      if (!user) throw new AppError('not_found', { message: 'No such user.' });
+      const n = await this.revokeForUser(trx, userId);
+      await s.audit.record(actor, { action: 'authorization.revoke-all', target: { type: 'user', id: userId, name: user.username }, details: { applications: n } }, repos);
+      return n;
+    });
+    s.revocations.user(userId);
     return count;
   }
 }

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { Edge } from '../auth/edge.js';
 import { Pipeline } from '../auth/pipeline.js';
+import { lockEmbeddedStore } from '../storage/sqlite-lock.js';
 import { AuthTypeRegistry, type ModuleRuntime, type ProtocolModule } from '../auth/registry.js';
 import type { Config } from '../config/schema.js';
 import type { Keyring } from '../crypto/keyring.js';
@@ -76,7 +77,16 @@ export async function createServices(config: Config, options: CreateServicesOpti
   const master = loadMasterKeys(config);
   const keyring = master.keyring;
   if (master.created) logger.info({ file: path.join(config.dataDir, MASTER_KEY_FILE) }, 'generated a new master key');
-  const store = await Store.open(config.databaseUrl, options.storeOptions);
+  // A serving process takes the embedded store for itself (short CLI commands share it).
+  const sqliteFile = config.databaseUrl.startsWith('sqlite:') ? config.databaseUrl.slice('sqlite:'.length) : undefined;
+  const unlock = options.background && sqliteFile && sqliteFile !== ':memory:' ? lockEmbeddedStore(path.resolve(sqliteFile)) : () => undefined;
+  let store: Store;
+  try {
+    store = await Store.open(config.databaseUrl, options.storeOptions);
+  } catch (error) {
+    unlock();
+    throw error;
+  }
   try {
     const registry = new AuthTypeRegistry(modules);
     const revocations = new Revocations();
@@ -128,6 +138,7 @@ export async function createServices(config: Config, options: CreateServicesOpti
         for (const stop of stops.splice(0)) await stop();
         await partial.apiTokens.flushLastUsed().catch((error: unknown) => logger.warn({ err: error }, 'could not write token last-use times'));
         await store.close();
+        unlock();
       },
     };
     services = built as Services;
@@ -135,6 +146,7 @@ export async function createServices(config: Config, options: CreateServicesOpti
     // Modules are set up with the finished container (they read configuration and services).
     const runtimes = modules.map((m) => m.setup?.(services!) ?? {});
     built.runtimes = runtimes;
+    partial.users.onDisable = (trx, userId) => built.authorizations.revokeForUser(trx, userId);
     built.pipeline = new Pipeline(
       runtimes.flatMap((r) => r.authenticators ?? []),
       runtimes.flatMap((r) => (r.authorize ? [r.authorize.bind(r)] : [])),
@@ -146,6 +158,7 @@ export async function createServices(config: Config, options: CreateServicesOpti
     return services;
   } catch (error) {
     await store.close();
+    unlock();
     throw error;
   }
 }

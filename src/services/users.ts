@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { PrincipalUser } from '../auth/principal.js';
 import { hashPassword } from '../crypto/password.js';
 import { AppError } from '../errors/index.js';
-import { UniqueViolation } from '../storage/repositories/common.js';
+import { UniqueViolation, type Executor } from '../storage/repositories/common.js';
 import type { UserListQuery, UserPatch, UserRecord } from '../storage/repositories/users.js';
 import type { Store } from '../storage/store.js';
 import type { Clock } from '../util/clock.js';
@@ -48,6 +48,8 @@ export function toPrincipalUser(u: UserRecord): PrincipalUser {
  */
 export class UserService {
   private readonly cache: TtlCache<UserRecord>;
+  /** Set once the modules are set up: revokes, inside the disabling transaction, what the user authorized. */
+  onDisable?: (trx: Executor, userId: string) => Promise<unknown>;
   private readonly byName: TtlCache<UserRecord | null>;
 
   constructor(
@@ -139,16 +141,18 @@ export class UserService {
     if (update.groups !== undefined) patch.groups = update.groups;
     if (update.password !== undefined) patch.passwordHash = update.password === null ? null : await hashPassword(checkPassword(update.password));
     try {
-      const user = await this.store.transaction(async (repos) => {
+      const user = await this.store.transaction(async (repos, trx) => {
         const before = await repos.users.findById(id);
         if (!before) throw new AppError('not_found', { message: 'No such user.' });
         const after = (await repos.users.update(id, patch, this.clock.now()))!;
-        const endsSessions = (patch.disabled === true && !before.disabled) || patch.passwordHash !== undefined;
-        if (endsSessions) await repos.sessions.deleteForUser(id);
+        const disabling = patch.disabled === true && !before.disabled;
+        if (disabling || patch.passwordHash !== undefined) await repos.sessions.deleteForUser(id);
+        // Disabling revokes what applications were given, so re-enabling brings none of it back.
+        if (disabling) await this.onDisable?.(trx, id);
         await this.audit.record(
           actor,
           {
-            action: patch.disabled === true && !before.disabled ? 'user.disable' : patch.disabled === false && before.disabled ? 'user.enable' : 'user.update',
+            action: disabling ? 'user.disable' : patch.disabled === false && before.disabled ? 'user.enable' : 'user.update',
             target: { type: 'user', id, name: after.username },
             // Field names only: never the values of passwords.
             details: { fields: Object.keys(update).filter((k) => (update as Record<string, unknown>)[k] !== undefined) },

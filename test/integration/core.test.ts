@@ -21,6 +21,11 @@ describe.each(DIALECTS)('core server on %s', (dialect) => {
     expect(m.id).toBe(h.services.identity.applicationId);
     expect(m.url).toBe('http://applinks.test');
     expect(m.inboundAuthenticationTypes).toContain('com.atlassian.applinks.api.auth.types.BasicAuthenticationProvider');
+    // Our extension: the OAuth 1.0a consumer key a remote registers, and where its public key is.
+    const info = json<{ consumerKey: string }>(await h.inject({ url: '/api/v1/oauth1/consumer', headers: { authorization: h.adminBasic } }));
+    expect(m.oauthConsumerKey).toBe(info.consumerKey);
+    expect(m.oauthConsumerInfoUrl).toBe('http://applinks.test/plugins/servlet/oauth/consumer-info');
+    expect(xml.body).toContain(`<oauthConsumerKey>${info.consumerKey}</oauthConsumerKey>`);
   });
 
   it('keeps the application id stable across restarts on the same store', async () => {

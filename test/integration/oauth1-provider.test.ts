@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -55,6 +56,8 @@ describe.each(DIALECTS)('OAuth 1.0a provider on %s', (dialect) => {
     expect(page.statusCode).toBe(200);
     expect(page.body).toContain('<h1>Allow Outlook add-in to act for you?</h1>');
     expect(page.body).toContain('addin.example');
+    // The lifetime in words, from configuration (5 years by default).
+    expect(page.body).toContain('for up to 5 years.');
     expect(page.body).toMatch(/<button type="submit" name="approve" value="Allow" id="allow">Allow<\/button>/);
     expect(page.body).toMatch(/<button type="submit" name="deny" value="Deny" id="deny" class="secondary">Deny<\/button>/);
     expect(page.headers['x-frame-options']).toBe('DENY');
@@ -110,6 +113,23 @@ describe.each(DIALECTS)('OAuth 1.0a provider on %s', (dialect) => {
       }
       const viaBody = await g.inject({ method: 'POST', url: '/rest/api/2/comment', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: body.toString() });
       expect(viaBody.statusCode, viaBody.body).toBe(200);
+      expect(upstream.seen.at(-1)!.headers['x-applinks-user']).toBe('alice');
+      expect(upstream.seen.at(-1)!.bodyLength).toBe(Buffer.byteLength('comment=hello'));
+
+      // The same, streamed without a Content-Length (chunked), as some HTTP clients send forms.
+      const chunkedBody = new URLSearchParams({ comment: 'hello' });
+      const signedAgain = authHeader(c, { method: 'POST', path: '/rest/api/2/comment', token: d.access, form: { comment: 'hello' }, now: g.clock.now() });
+      for (const part of signedAgain.slice(6).split(', ')) {
+        const [k, v] = part.split('=');
+        chunkedBody.append(k!, decodeURIComponent(v!.slice(1, -1)));
+      }
+      const viaChunks = await g.inject({
+        method: 'POST',
+        url: '/rest/api/2/comment',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'transfer-encoding': 'chunked' },
+        payload: Readable.from([Buffer.from(chunkedBody.toString())]),
+      });
+      expect(viaChunks.statusCode, viaChunks.body).toBe(200);
       expect(upstream.seen.at(-1)!.headers['x-applinks-user']).toBe('alice');
       expect(upstream.seen.at(-1)!.bodyLength).toBe(Buffer.byteLength('comment=hello'));
 
@@ -339,12 +359,20 @@ describe.each(DIALECTS)('OAuth 1.0a provider on %s', (dialect) => {
     expect(json(perLink)).toEqual({ revoked: 1 });
     expectProblem(await myself(rsa, d.access), 'token_revoked', 401);
 
-    // Disabling the user refuses their token on the next request.
+    // Disabling the user revokes their token at once: enabling them again brings it not back.
     d = await dance(h, rsa, jar);
     await h.inject({ method: 'PATCH', url: `/api/v1/users/${alice.id}`, headers: { authorization: h.adminBasic }, payload: { disabled: true } });
     expectProblem(await myself(rsa, d.access), 'token_revoked', 401);
     await h.inject({ method: 'PATCH', url: `/api/v1/users/${alice.id}`, headers: { authorization: h.adminBasic }, payload: { disabled: false } });
+    expectProblem(await myself(rsa, d.access), 'token_revoked', 401);
     jar = await signIn(h, 'alice', 'alice-password');
+
+    // An administrator revokes everything a user authorized, in one call.
+    d = await dance(h, rsa, jar);
+    const all = await h.inject({ method: 'DELETE', url: `/api/v1/users/${alice.id}/authorizations`, headers: { authorization: h.adminBasic } });
+    expect(json(all)).toEqual({ revoked: 1 });
+    expectProblem(await myself(rsa, d.access), 'token_revoked', 401);
+    expect((await h.inject({ method: 'DELETE', url: '/api/v1/users/00000000-0000-0000-0000-000000000000/authorizations', headers: { authorization: h.adminBasic } })).statusCode).toBe(404);
 
     // Removing the consumer, or deleting the link: the consumer is unknown on the next request.
     d = await dance(h, rsa, jar);

@@ -16,9 +16,9 @@ const SIGNED_QUERY = /[?&]oauth_signature=/;
  * `oauth_signature` in the query, or in a form-encoded body. A claimed request is authenticated
  * or refused with its problem, never passed on as anonymous.
  *
- * The body is read for the form transport only when nothing else carries credentials, the body
- * is declared form-encoded with a Content-Length within APPLINKS_BODY_LIMIT: a host's large or
- * streamed uploads are never buffered.
+ * The body is read for the form transport only when it is declared form-encoded, with a
+ * Content-Length within APPLINKS_BODY_LIMIT or chunked (read up to that limit): a host's
+ * uploads in other encodings are never buffered.
  */
 export function oauth1Authenticator(s: Services, provider: OAuth1Provider): Authenticator {
   return {
@@ -54,6 +54,10 @@ export function oauth1Authenticator(s: Services, provider: OAuth1Provider): Auth
 function mayCarryForm(req: AuthRequest, limit: number): boolean {
   if (req.method === 'GET' || req.method === 'HEAD') return false;
   if (!FORM_TYPE.test(String(req.headers['content-type'] ?? ''))) return false;
-  const declared = Number(req.headers['content-length']);
+  const length = req.headers['content-length'];
+  // A chunked form (no Content-Length) may carry OAuth parameters too; it is read up to the
+  // limit, and a longer one is refused (413) rather than half-read.
+  if (length === undefined) return /chunked/i.test(String(req.headers['transfer-encoding'] ?? ''));
+  const declared = Number(length);
   return Number.isFinite(declared) && declared <= limit;
 }

@@ -1,3 +1,4 @@
+import { OAuth1Repository } from './repository.js';
 import type { ProtocolModule } from '../../auth/registry.js';
 import type { OutgoingSigner } from '../../outgoing/types.js';
 import { CSRF_FIELD } from '../../server/csrf.js';
@@ -17,7 +18,7 @@ import {
   type OutgoingIdentityConfig,
 } from './consumers.js';
 import { OAuth1Provider } from './provider.js';
-import { FORGET_PATH_PREFIX, oauth1Routes } from './routes.js';
+import { CONSUMER_INFO_PATH, FORGET_PATH_PREFIX, oauth1Routes } from './routes.js';
 import { sealContexts } from './tables.js';
 
 const instances = new WeakMap<Services, { provider: OAuth1Provider; consumer: OAuth1Consumer }>();
@@ -113,6 +114,7 @@ export const oauth1Module: ProtocolModule = {
         list: (userId) => provider.authorizationsOf(userId),
         revoke: (userId, id, actor) => provider.revokeAuthorization(userId, id, actor),
         revokeForLink: (linkId, actor) => provider.revokeLink(linkId, actor),
+        revokeForUser: (trx, userId) => new OAuth1Repository(trx).revokeUser(userId, 'revoked-for-user', s.clock.now()),
       },
       // The links this user authorized applinks to use for them, and those waiting for it.
       async accountSection({ user, csrf }) {
@@ -134,7 +136,14 @@ export const oauth1Module: ProtocolModule = {
       async onAuthRemoved(trx, linkId, direction, type) {
         if (direction === 'incoming' && (type === OAUTH1_TYPE || type === undefined)) await provider.consumerRemoved(trx, linkId);
       },
+      // Where a remote administrator finds what to register for us (our extension of the manifest).
+      async manifestFields() {
+        const id = await consumer.identity();
+        return { oauthConsumerKey: id.key, oauthConsumerInfoUrl: s.edge.url(CONSUMER_INFO_PATH) };
+      },
       start() {
+        // The consumer identity (key pair and key) exists from the first start, not the first use.
+        void consumer.identity().catch((err: unknown) => s.logger.warn({ err }, 'oauth1: could not create the consumer identity'));
         const timers = [
           setInterval(() => void provider.flushLastUsed().catch((err: unknown) => s.logger.warn({ err }, 'oauth1: could not write token last-use times')), 10_000),
           setInterval(() => void provider.prune().catch((err: unknown) => s.logger.warn({ err }, 'oauth1: prune failed')), 60_000),

@@ -2,6 +2,7 @@ import { CSRF_FIELD } from '../../server/csrf.js';
 import { html, type SafeHtml } from '../../server/pages/html.js';
 import { ACCOUNT_PATH } from '../../server/pages/sign-in.js';
 import type { UserRecord } from '../../storage/repositories/users.js';
+import { durationInWords } from '../../util/duration.js';
 import type { Consumer } from './consumers.js';
 
 export const AUTHORIZE_PATH = '/plugins/servlet/oauth/authorize';
@@ -21,7 +22,7 @@ function hostOf(url: string | null): string | null {
  * and Allow / Deny. The form posts `oauth_token` (and a 1.0 client's `oauth_callback`) back
  * with the CSRF token and `approve=Allow` as Atlassian's page does (PROTOCOLS.md §1.6).
  */
-export function consentPage(input: { appName: string; consumer: Consumer; user: UserRecord; token: string; callback: string | null; oauthCallbackParam: string | undefined; csrf: string }): SafeHtml {
+export function consentPage(input: { appName: string; lifetimeSeconds: number; consumer: Consumer; user: UserRecord; token: string; callback: string | null; oauthCallbackParam: string | undefined; csrf: string }): SafeHtml {
   const { consumer, user } = input;
   const destination = hostOf(input.callback);
   return html`<h1>Allow ${consumer.name} to act for you?</h1>
@@ -32,7 +33,7 @@ export function consentPage(input: { appName: string; consumer: Consumer; user: 
     <ul id="abilities">
       <li>read everything you can read in ${input.appName};</li>
       <li>create, change and delete what you can, in your name;</li>
-      <li>keep this access until you revoke it, for up to five years.</li>
+      <li>keep this access until you revoke it, for up to ${durationInWords(input.lifetimeSeconds)}.</li>
     </ul>
     <p>${destination ? html`After you decide, your browser returns to <strong>${destination}</strong>.` : html`After you allow it, you will be shown a code to give to the application.`}
       You can revoke this at any time from <a href="${ACCOUNT_PATH}">your account</a>.</p>

@@ -146,6 +146,14 @@ export class OAuth1Repository {
     return Number(r.numUpdatedRows);
   }
 
+  /** Revokes every token a user holds, through every link; answers through how many links. */
+  async revokeUser(userId: string, reason: string, now: number): Promise<number> {
+    const links = await this.db.selectFrom('oauth1_access_tokens').select('link_id').distinct().where('user_id', '=', userId).where('revoked_at', 'is', null).execute();
+    await this.db.updateTable('oauth1_access_tokens').set({ revoked_at: now, revoked_reason: reason }).where('user_id', '=', userId).where('revoked_at', 'is', null).execute();
+    await this.db.deleteFrom('oauth1_request_tokens').where('user_id', '=', userId).execute();
+    return links.length;
+  }
+
   /** Revokes every token issued through a link; answers how many users held one. */
   async revokeLink(linkId: string, reason: string, now: number): Promise<number> {
     const users = await this.db.selectFrom('oauth1_access_tokens').select('user_id').distinct().where('link_id', '=', linkId).where('revoked_at', 'is', null).execute();

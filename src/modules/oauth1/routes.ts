@@ -105,7 +105,7 @@ export async function oauth1Routes(app: FastifyInstance, s: Services, provider: 
         reply,
         200,
         `Authorize ${pending.consumer.name}`,
-        consentPage({ appName: s.config.appName, consumer: pending.consumer, user, token: token!, callback: provider.callbackOf(pending, callbackParam), oauthCallbackParam: callbackParam, csrf }),
+        consentPage({ appName: s.config.appName, lifetimeSeconds: s.config.oauth1AccessTokenTtlSeconds, consumer: pending.consumer, user, token: token!, callback: provider.callbackOf(pending, callbackParam), oauthCallbackParam: callbackParam, csrf }),
         s.config.appName,
       );
       return reply;

@@ -1,3 +1,4 @@
+import { OAuth2Repository } from './repository.js';
 import type { ProtocolModule } from '../../auth/registry.js';
 import { html } from '../../server/pages/html.js';
 import type { Services } from '../../services/index.js';
@@ -50,6 +51,7 @@ export const oauth2Module: ProtocolModule = {
         list: (userId) => oauth.authorizationsOf(userId),
         revoke: (userId, id, actor) => oauth.revokeAuthorization(userId, id, actor),
         revokeForLink: (linkId, actor) => oauth.revokeLink(linkId, actor),
+        revokeForUser: (trx, userId) => new OAuth2Repository(trx).revokeUser(userId),
       },
       // The developer area on the account page: the applications this user registered.
       async accountSection({ user }) {

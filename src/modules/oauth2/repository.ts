@@ -319,6 +319,21 @@ export class OAuth2Repository {
     return Number(consent.numDeletedRows) + Number(grants.numDeletedRows) > 0;
   }
 
+  /** Revokes everything a user authorized (consents, grants, codes, every token); answers how many applications. */
+  async revokeUser(userId: string): Promise<number> {
+    const links = await this.db
+      .selectFrom('oauth2_consents')
+      .select('link_id')
+      .where('user_id', '=', userId)
+      .union(this.db.selectFrom('oauth2_grants').select('link_id').where('user_id', '=', userId))
+      .execute();
+    await this.db.deleteFrom('oauth2_consents').where('user_id', '=', userId).execute();
+    await this.db.deleteFrom('oauth2_tokens').where('user_id', '=', userId).execute();
+    await this.db.deleteFrom('oauth2_grants').where('user_id', '=', userId).execute();
+    await this.db.deleteFrom('oauth2_codes').where('user_id', '=', userId).execute();
+    return new Set(links.map((l) => l.link_id)).size;
+  }
+
   /**
    * Revokes everything issued through a link (consents, grants, codes, every token, the client
    * credentials tokens too); answers how many users had authorized it.

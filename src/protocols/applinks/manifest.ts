@@ -15,6 +15,8 @@ export interface Manifest {
   url: string;
   iconUrl?: string;
   iconUri?: string;
+  /** Extension fields of modules (e.g. oauthConsumerKey), after the standard ones. */
+  extensions?: Record<string, string>;
 }
 
 /** XML text and attribute escaping for the documents applinks serves (manifest, consumer-info). */
@@ -37,6 +39,7 @@ export function manifestXml(m: Manifest): string {
     el('url', m.url),
     ...(m.iconUrl ? [el('iconUrl', m.iconUrl)] : []),
     ...(m.iconUri ? [el('iconUri', m.iconUri)] : []),
+    ...Object.entries(m.extensions ?? {}).map(([k, v]) => el(k, v)),
   ];
   return `<?xml version="1.0" encoding="UTF-8" standalone="yes"?><manifest>${parts.join('')}</manifest>`;
 }

@@ -6,9 +6,14 @@ import type { Services } from '../../services/index.js';
 /** Anonymous discovery documents: the Application Links manifest, the assertion JWKS, and health. */
 export async function discovery(app: FastifyInstance, s: Services): Promise<void> {
   app.get('/rest/applinks/1.0/manifest', { schema: { hide: true } }, async (request, reply) => {
-    const manifest = s.identity.manifest();
+    const extensions: Record<string, string> = {};
+    for (const runtime of s.runtimes) Object.assign(extensions, await runtime.manifestFields?.());
+    const manifest = { ...s.identity.manifest(), extensions };
     const accept = String(request.headers.accept ?? '');
-    if (/application\/json/i.test(accept)) return reply.type('application/json').send(manifest);
+    if (/application\/json/i.test(accept)) {
+      const { extensions: extra, ...standard } = manifest;
+      return reply.type('application/json').send({ ...standard, ...extra });
+    }
     return reply.type('application/xml; charset=utf-8').send(manifestXml(manifest));
   });
 
