@@ -10,7 +10,8 @@ import type { Config } from '../config/schema.js';
 export class Edge {
   private readonly trust: (addr: string, i: number) => boolean;
   private readonly base: URL;
-  private readonly basePath: string;
+  /** The path of the base URL without its trailing slash ('' at the root): a prefix a reverse proxy removes. */
+  readonly basePath: string;
   /** Origins already derived from Host headers (a handful per deployment; bounded anyway). */
   private readonly httpOrigins = new Map<string, string | undefined>();
   private readonly httpsOrigins = new Map<string, string | undefined>();

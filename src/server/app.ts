@@ -12,7 +12,7 @@ import { lazyChildLogger } from './logger.js';
 import type { Logger } from 'pino';
 import { accountPages } from './pages/account.js';
 import { html, sendPage } from './pages/html.js';
-import { signInPages } from './pages/sign-in.js';
+import { ACCOUNT_PATH, signInPages } from './pages/sign-in.js';
 import { adminApi } from './routes/admin-api.js';
 import { discovery } from './routes/discovery.js';
 import { validatorCompiler } from './validation.js';
@@ -23,7 +23,7 @@ function htmlErrorHandler(s: Services) {
     const e = toAppError(error);
     logError(request, e);
     for (const [k, v] of Object.entries(e.headers)) reply.header(k, v);
-    sendPage(reply, e.status, 'Error', html`<h1>Something went wrong</h1><p class="error">${e.message}</p><p><a href="/applinks/account">Back to your account</a></p>`, s.config.appName);
+    sendPage(reply, e.status, 'Error', html`<h1>Something went wrong</h1><p class="error">${e.message}</p><p><a href="${ACCOUNT_PATH}">Back to your account</a></p>`, s.config.appName);
     return reply;
   };
 }
@@ -67,6 +67,18 @@ export async function buildApp(s: Services): Promise<FastifyInstance> {
     }
   });
   app.addHook('onClose', async () => gatewayHandler.close());
+  // Behind a reverse proxy that removes a path prefix (a base URL with a path), our own pages
+  // and redirects must name paths with it. The gateway hijacks its replies, so the host's
+  // answers pass untouched.
+  const prefix = s.edge.basePath;
+  if (prefix) {
+    app.addHook('onSend', async (_request, reply, payload) => {
+      const location = reply.getHeader('location');
+      if (typeof location === 'string' && location.startsWith('/') && !location.startsWith('//')) reply.header('location', prefix + location);
+      if (typeof payload !== 'string' || !String(reply.getHeader('content-type') ?? '').startsWith('text/html')) return payload;
+      return payload.replace(/\b(action|href)="\/(?!\/)/g, `$1="${prefix}/`);
+    });
+  }
   app.setValidatorCompiler(validatorCompiler);
   app.setErrorHandler(jsonErrorHandler);
 

@@ -213,3 +213,37 @@ describe.each(DIALECTS)('sign-in on %s', (dialect) => {
     }
   });
 });
+
+describe('behind a reverse proxy that removes a path prefix', () => {
+  it('names its own pages and redirects with the base URL path, and leaves the rest alone', async () => {
+    const h = await createHarness('sqlite', { config: { baseUrl: 'https://example.com/applinks-ctx' } });
+    try {
+      const jar = new Jar();
+      const account = await h.inject({ url: '/applinks/account' });
+      expect(account.statusCode).toBe(303);
+      expect(account.headers.location).toBe('/applinks-ctx/applinks/login?next=%2Fapplinks%2Faccount');
+      const page = await h.inject({ url: '/applinks/login' });
+      expect(page.body).toContain('action="/applinks-ctx/applinks/login"');
+      jar.take(page);
+      const csrf = /name="csrf_token" value="([^"]+)"/.exec(page.body)![1]!;
+      const res = await h.inject({
+        method: 'POST',
+        url: '/applinks/login',
+        headers: { cookie: jar.header, 'content-type': 'application/x-www-form-urlencoded' },
+        payload: new URLSearchParams({ username: 'admin', password: ADMIN_PASSWORD, csrf_token: csrf, next: '/applinks/account' }).toString(),
+      });
+      expect(res.statusCode).toBe(303);
+      expect(res.headers.location).toBe('/applinks-ctx/applinks/account');
+      jar.take(res);
+      const mine = await h.inject({ url: '/applinks/account', headers: { cookie: jar.header } });
+      expect(mine.statusCode).toBe(200);
+      expect(mine.body).toContain('action="/applinks-ctx/applinks/logout"');
+      expect(mine.body).not.toMatch(/(action|href)="\/applinks\//);
+      // JSON answers are not rewritten.
+      const created = await h.inject({ method: 'POST', url: '/api/v1/users', headers: { authorization: basic('admin', ADMIN_PASSWORD) }, payload: { username: 'zed' } });
+      expect(created.headers.location).toMatch(/^\/applinks-ctx\/api\/v1\/users\//);
+    } finally {
+      await h.close();
+    }
+  });
+});

@@ -241,6 +241,10 @@ describe('the checks every request passes (net.oauth SimpleOAuthValidator)', () 
   it('reports each problem with its parameters as Jira does', () => {
     expect(problem(() => check({}, 'oauth_nonce=again'))).toBe('parameter_rejected');
     expect(problem(() => check({ oauth_version: '2.0' }))).toBe('version_rejected');
+    expect(problem(() => check({ oauth_version: '1.1' }))).toBe('version_rejected');
+    expect(problem(() => check({ oauth_version: 'one' }))).toBe('version_rejected');
+    // net.oauth compares numbers: "1" and "1.00" are version 1.0.
+    for (const v of ['1.0', '1', '1.00']) expect(problem(() => check({ oauth_version: v }))).toBe('no error');
     expect(problem(() => check({ oauth_nonce: undefined, oauth_timestamp: undefined }))).toBe('parameter_absent');
     expect(problem(() => check({ oauth_signature_method: 'MD5' }))).toBe('signature_method_rejected');
     expect(problem(() => check({ oauth_timestamp: 'soon' }))).toBe('parameter_rejected');
@@ -265,11 +269,15 @@ describe('the checks every request passes (net.oauth SimpleOAuthValidator)', () 
       contentType: 'application/x-www-form-urlencoded;charset=UTF-8',
       payload: 'oauth_problem=parameter_absent&oauth_parameters_absent=oauth_timestamp%26oauth_nonce&oauth_problem_advice=Missing%3A%20oauth_timestamp%2C%20oauth_nonce.',
     });
-    try {
-      check({ oauth_timestamp: '1' });
-    } catch (e) {
-      expect((e as AppError).params.oauth_acceptable_timestamps).toBe(`${now / 1000 - 300}-${now / 1000 + 300}`);
-    }
+    const refused = (() => {
+      try {
+        check({ oauth_timestamp: '1' });
+      } catch (e) {
+        return e as AppError;
+      }
+      return undefined;
+    })();
+    expect(refused?.params.oauth_acceptable_timestamps).toBe(`${now / 1000 - 300}-${now / 1000 + 300}`);
     expect(oauthProblem('oauth1_nonce_used', 'r').status).toBe(401);
   });
 
@@ -326,5 +334,14 @@ describe('our client signatures, checked by code nobody here wrote', () => {
     expect(parseTokenResponse('oauth_token=a%20b&oauth_token_secret=c&oauth_token=ignored')).toEqual(new Map([['oauth_token', 'a b'], ['oauth_token_secret', 'c']]));
     expect(problemOf({ 'www-authenticate': 'OAuth realm="x", oauth_problem="token_rejected"' }, '')).toBe('token_rejected');
     expect(problemOf({}, 'oauth_problem=nonce_used')).toBe('nonce_used');
+  });
+});
+
+describe('reading a remote provider’s problem', () => {
+  it('takes oauth_problem from WWW-Authenticate or the body, and survives a malformed escape', () => {
+    expect(problemOf({ 'www-authenticate': 'OAuth realm="x", oauth_problem="token_rejected"' }, '')).toBe('token_rejected');
+    expect(problemOf({}, 'oauth_problem=nonce_used&oauth_problem_advice=x')).toBe('nonce_used');
+    expect(problemOf({ 'www-authenticate': 'OAuth oauth_problem="bad%E0%A4%A"' }, '')).toBe('bad%E0%A4%A');
+    expect(problemOf({}, '%%%')).toBeUndefined();
   });
 });

@@ -55,6 +55,13 @@ export function problemOf(headers: Record<string, string | string[] | undefined>
   const header = headers['www-authenticate'];
   const text = Array.isArray(header) ? header.join(', ') : header ?? '';
   const m = /oauth_problem="([^"]*)"/i.exec(text);
-  if (m) return decodeURIComponent(m[1]!);
+  if (m) {
+    // A remote's header is not to be trusted to be well-formed: a bad escape is read as it is.
+    try {
+      return decodeURIComponent(m[1]!);
+    } catch {
+      return m[1]!;
+    }
+  }
   return parseTokenResponse(body).get('oauth_problem');
 }

@@ -46,7 +46,8 @@ export function checkProtocolParameters(message: OAuthMessage, options: CheckOpt
   }
   const get = (name: string) => message.protocol.get(name);
   const version = get('oauth_version');
-  if (version !== undefined && version !== '1.0') {
+  // net.oauth compares the number (Double.parseDouble), so "1" and "1.00" are 1.0 too.
+  if (version !== undefined && version !== '1.0' && !(/^\d{1,3}(\.\d{1,6})?$/.test(version) && Number(version) === 1)) {
     throw oauthProblem('oauth1_version_rejected', realm, { params: { oauth_acceptable_versions: '1.0-1.0' }, advice: 'oauth_version must be 1.0.' });
   }
   let complete = true;
