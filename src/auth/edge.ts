@@ -55,8 +55,21 @@ export class Edge {
     return origin ?? this.base.origin;
   }
 
+  /**
+   * Whether the client's connection was https (PLAINTEXT signatures, transport warnings): TLS on
+   * our own socket; or what a trusted proxy says in X-Forwarded-Proto (the base URL's scheme when
+   * it says nothing); or an https base URL served through a TLS terminator on this host (a
+   * loopback peer). A plain-http request that reached us directly is not made https by the
+   * configured base URL.
+   */
   secure(req: IncomingMessage): boolean {
-    return this.origin(req).startsWith('https:');
+    if ((req.socket as { encrypted?: boolean }).encrypted) return true;
+    const httpsBase = this.base.protocol === 'https:';
+    if (this.fromTrustedProxy(req)) {
+      const proto = firstValue(req.headers['x-forwarded-proto']);
+      return proto === undefined ? httpsBase : proto === 'https';
+    }
+    return httpsBase && this.config.baseUrlExplicit && isLoopback(req.socket.remoteAddress ?? '');
   }
 
   /**
@@ -75,6 +88,13 @@ export class Edge {
   get baseUrl(): string {
     return this.config.baseUrl;
   }
+}
+
+const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
+
+/** True for 127.0.0.0/8 and ::1 (also as IPv4-mapped IPv6). */
+export function isLoopback(address: string): boolean {
+  return LOOPBACK.test(address);
 }
 
 export function firstValue(header: string | string[] | undefined): string | undefined {

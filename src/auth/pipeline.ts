@@ -1,10 +1,10 @@
 import { AppError } from '../errors/index.js';
+import { isLoopback } from './edge.js';
 import { anonymousPrincipal, WARNINGS, type Principal, type Warning } from './principal.js';
 import type { Authenticator } from './registry.js';
 import type { AuthRequest } from './request.js';
 import { andThen, type Awaitable } from '../util/awaitable.js';
 
-const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
 
 /**
  * The incoming pipeline: ordered authenticators, the first that claims the request decides.
@@ -103,6 +103,6 @@ export class Pipeline {
   }
 
   private transportWarnings(req: AuthRequest): Warning[] {
-    return req.secure || LOOPBACK.test(req.remoteAddress) ? [] : [WARNINGS['insecure-transport']];
+    return req.secure || isLoopback(req.remoteAddress) ? [] : [WARNINGS['insecure-transport']];
   }
 }

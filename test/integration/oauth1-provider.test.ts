@@ -302,6 +302,9 @@ describe.each(DIALECTS)('OAuth 1.0a provider on %s', (dialect) => {
       const at = Math.floor(tls.clock.now() / 1000);
       const plaintext = authorizationHeader({ method: 'GET', url: 'https://applinks.test/x', consumerKey: hmac.key, token: '', signatureMethod: 'PLAINTEXT', secrets: { consumerSecret: hmac.secret! }, timestamp: at });
       expect(json(await tls.inject({ url: '/x', headers: { authorization: plaintext } }))).toMatchObject({ authType: 'oauth1-2lo' });
+      // The https base URL does not make a plain-http request from elsewhere https: the secret went in clear.
+      const direct = authorizationHeader({ method: 'GET', url: 'https://applinks.test/x', consumerKey: hmac.key, token: '', signatureMethod: 'PLAINTEXT', secrets: { consumerSecret: hmac.secret! }, timestamp: at });
+      expect(problemOf(await tls.inject({ url: '/x', remoteAddress: '192.0.2.7', headers: { authorization: direct } }))).toBe('signature_method_rejected');
       const wrong = authorizationHeader({ method: 'GET', url: 'https://applinks.test/x', consumerKey: hmac.key, token: '', signatureMethod: 'PLAINTEXT', secrets: { consumerSecret: 'not-the-secret' }, timestamp: at });
       expect(problemOf(await tls.inject({ url: '/x', headers: { authorization: wrong } }))).toBe('signature_invalid');
       const sha256 = authorizationHeader({ method: 'GET', url: 'https://applinks.test/x', consumerKey: hmac.key, token: '', signatureMethod: 'HMAC-SHA256', secrets: { consumerSecret: hmac.secret! }, timestamp: at });
@@ -383,6 +386,43 @@ describe.each(DIALECTS)('OAuth 1.0a provider on %s', (dialect) => {
     expect((await myself(again, d.access)).statusCode).toBe(200);
     expect((await h.inject({ method: 'DELETE', url: `/api/v1/links/${again.linkId}`, headers: { authorization: h.adminBasic } })).statusCode).toBe(204);
     expectProblem(await myself(again, d.access), 'consumer_key_unknown', 401);
+  });
+
+  it('verifies signatures over the URL the client saw: a base URL with a port and a path, or a trusted proxy', async () => {
+    // Behind a proxy that removes /ctx, on a non-default port: the client signed the public URL.
+    const ctx = await createHarness(dialect, { config: { baseUrl: 'https://jira.example.com:8443/ctx' } });
+    try {
+      await userWithToken(ctx, 'alice');
+      const c = await registerConsumer(ctx, { method: 'HMAC-SHA1', config: { allow3LO: false, allow2LO: true, executeAs: 'alice' } });
+      const token = { key: '', secret: '' };
+      const signedPublic = authHeader(c, { base: 'https://jira.example.com:8443/ctx', path: '/rest/api/2/myself?expand=groups', token, now: ctx.clock.now() });
+      const ok = await ctx.inject({ url: '/rest/api/2/myself?expand=groups', headers: { authorization: signedPublic } });
+      expect(ok.statusCode, ok.body).toBe(200);
+      expect(json(ok)).toMatchObject({ user: { username: 'alice' }, authType: 'oauth1-2lo' });
+      // Signed for the internal address instead: refused.
+      const signedInternal = authHeader(c, { base: 'http://127.0.0.1:8080', path: '/rest/api/2/myself?expand=groups', token, now: ctx.clock.now() });
+      expect(problemOf(await ctx.inject({ url: '/rest/api/2/myself?expand=groups', headers: { authorization: signedInternal } }))).toBe('signature_invalid');
+    } finally {
+      await ctx.close();
+    }
+
+    // No base URL configured: scheme and host from a trusted proxy's X-Forwarded-*, default port dropped.
+    const proxied = await createHarness(dialect, { config: { baseUrl: undefined, trustedProxies: '127.0.0.1' } });
+    try {
+      await userWithToken(proxied, 'alice');
+      const c = await registerConsumer(proxied, { method: 'HMAC-SHA1', config: { allow3LO: false, allow2LO: true, executeAs: 'alice' } });
+      const token = { key: '', secret: '' };
+      const forwarded = { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'jira.example.com:443' };
+      const signed = authHeader(c, { base: 'https://jira.example.com', path: '/issues', token, now: proxied.clock.now() });
+      const ok = await proxied.inject({ url: '/issues', headers: { authorization: signed, ...forwarded } });
+      expect(ok.statusCode, ok.body).toBe(200);
+      // The same headers from an untrusted peer are not believed.
+      const again = authHeader(c, { base: 'https://jira.example.com', path: '/issues', token, now: proxied.clock.now() });
+      const untrusted = await proxied.inject({ url: '/issues', remoteAddress: '192.0.2.7', headers: { authorization: again, ...forwarded } });
+      expect(problemOf(untrusted)).toBe('signature_invalid');
+    } finally {
+      await proxied.close();
+    }
   });
 
   it('validates consumer registrations and warns about impersonation', async () => {
