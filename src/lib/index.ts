@@ -49,11 +49,13 @@ export async function createApplinks(
   const config = loadConfig({ overrides: options });
   const services = await createServices(config, { ...advanced, background: true });
 
+  // Express strips a mount path from req.url (app.use('/api', ...)); the client signed the whole.
+  const publicUrl = (req: IncomingMessage) => services.edge.publicUrl(req, (req as { originalUrl?: string }).originalUrl ?? req.url ?? '/');
   const authenticate = async (req: IncomingMessage, body?: unknown): Promise<Principal> =>
     services.pipeline.authenticateForHost(
       createAuthRequest({
         method: req.method ?? 'GET',
-        url: services.edge.publicUrl(req),
+        url: publicUrl(req),
         headers: req.headers,
         remoteAddress: services.edge.clientAddress(req),
         secure: services.edge.secure(req),
@@ -65,7 +67,7 @@ export async function createApplinks(
 
   /** A 401 naming every way to authenticate. */
   const unauthenticated = (req: IncomingMessage) =>
-    services.pipeline.unauthenticated(createAuthRequest({ method: req.method ?? 'GET', url: services.edge.publicUrl(req), headers: req.headers, remoteAddress: '', secure: false, connection: 'library' }));
+    services.pipeline.unauthenticated(createAuthRequest({ method: req.method ?? 'GET', url: publicUrl(req), headers: req.headers, remoteAddress: '', secure: false, connection: 'library' }));
 
   const guard = async (req: IncomingMessage, body: unknown, required: boolean): Promise<Principal> => {
     const principal = await authenticate(req, body);

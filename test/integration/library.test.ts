@@ -72,6 +72,27 @@ describe('library inside Node hosts', () => {
     }
   });
 
+  it('checks an OAuth 1.0a signature over the whole URL when Express mounts the middleware on a path', async () => {
+    const c = await registerConsumer(server, { method: 'HMAC-SHA1', config: { allow2LO: true, executeAs: 'alice' } });
+    const app = express();
+    const api = express.Router();
+    api.get('/issues', (req, res) => {
+      const p = (req as unknown as { applinks: { user: { username: string } | null; authType: string } }).applinks;
+      res.json({ user: p.user?.username ?? null, auth: p.authType });
+    });
+    app.use('/api', lib.middleware(), api);
+    const listening = app.listen(0);
+    await new Promise((r) => listening.once('listening', r));
+    const url = `http://127.0.0.1:${(listening.address() as AddressInfo).port}/api/issues?project=X`;
+    try {
+      const header = authHeader(c, { base: 'http://host.test', path: '/api/issues?project=X', token: { key: '', secret: '' } });
+      const ok = await request(url, { headers: { authorization: header } });
+      expect(await ok.body.json()).toEqual({ user: 'alice', auth: 'oauth1-2lo' });
+    } finally {
+      listening.close();
+    }
+  });
+
   it('accepts OAuth 1.0a signed for the host’s URL, and refuses a bad one with Jira’s problem rendering', async () => {
     // A consumer registered and authorized on the server; the host signs-checks with the library.
     const c = await registerConsumer(server, { method: 'HMAC-SHA1', config: { allow2LO: true, executeAs: 'alice' } });
