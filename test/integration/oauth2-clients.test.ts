@@ -73,6 +73,27 @@ describe.each(DIALECTS)('OAuth 2.0 clients and the developer area on %s', (diale
     expect(json(res).message).toMatch(/APPLINKS_OAUTH2_DEVELOPER_APPS/);
   });
 
+  it('switched off later, the developer area still shows and deletes the apps registered before, and changes none', async () => {
+    h = await createHarness(dialect, { config: { oauth2DeveloperApps: true } });
+    const dev = await userWithToken(h, 'dev');
+    const app = json<{ clientId: string }>(
+      await h.inject({ method: 'POST', url: '/api/v1/me/oauth2/clients', headers: { authorization: dev.bearer }, payload: { name: 'Mine', redirectUris: [REDIRECT] } }),
+    );
+    const closed = await createHarness(dialect, { store: h.store, config: { oauth2DeveloperApps: false } });
+    try {
+      const as = (method: string, url: string, payload?: Record<string, unknown>) => closed.inject({ method: method as 'GET', url, headers: { authorization: dev.bearer }, ...(payload ? { payload } : {}) });
+      expect(json<{ clients: unknown[] }>(await as('GET', '/api/v1/me/oauth2/clients')).clients).toHaveLength(1);
+      expect((await as('GET', `/api/v1/me/oauth2/clients/${app.clientId}`)).statusCode).toBe(200);
+      expect((await as('PATCH', `/api/v1/me/oauth2/clients/${app.clientId}`, { name: 'Renamed' })).statusCode).toBe(403);
+      expect((await as('POST', `/api/v1/me/oauth2/clients/${app.clientId}/secret`, {})).statusCode).toBe(403);
+      expect((await as('POST', '/api/v1/me/oauth2/clients', { name: 'New', redirectUris: [REDIRECT] })).statusCode).toBe(403);
+      expect((await as('DELETE', `/api/v1/me/oauth2/clients/${app.clientId}`)).statusCode).toBe(204);
+      expect(json<{ clients: unknown[] }>(await as('GET', '/api/v1/me/oauth2/clients')).clients).toHaveLength(0);
+    } finally {
+      await closed.close();
+    }
+  });
+
   it('lets users register their own applications, each on a link of its own, within limits', async () => {
     h = await createHarness(dialect, { config: { oauth2DeveloperApps: true, oauth2DeveloperMaxApps: 2 } });
     const dev = await userWithToken(h, 'dev');

@@ -1,5 +1,6 @@
 import type { LightMyRequestResponse } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { oauth2Of } from '../../src/modules/oauth2/index.js';
 import { createHarness, DIALECTS, json, userWithToken, type Harness } from '../helpers/harness.js';
 import {
   authorizeUrl,
@@ -297,6 +298,23 @@ describe.each(DIALECTS)('OAuth 2.0 errors on %s', (dialect) => {
       if (e.challenge) expect(String(res.headers['www-authenticate'])).toMatch(e.challenge);
       // RFC 6749 §5.2: invalid_client answers 401 with a challenge.
       if (e.status === 401) expect(res.headers['www-authenticate']).toBeDefined();
+    }
+  });
+
+  it('sends our own failure after the redirect URI is validated back as server_error, with state and iss, without our message', async () => {
+    const oauth = oauth2Of(h.services);
+    const spy = vi.spyOn(oauth, 'issueCode').mockRejectedValueOnce(new Error('disk on fire'));
+    try {
+      const page = await authz({ prompt: 'consent' });
+      const res = await decide(h, jar, page, 'allow');
+      const params = redirectParams(res);
+      expect(params.get('error')).toBe('server_error');
+      expect(params.get('error_description')).toBeNull();
+      expect(params.get('state')).toBe('st');
+      expect(params.get('iss')).toBe('http://applinks.test');
+      expect(String(res.headers.location)).not.toContain('fire');
+    } finally {
+      spy.mockRestore();
     }
   });
 

@@ -6,7 +6,7 @@ import { Keyring } from '../../src/crypto/keyring.js';
 import { writeKeyFile } from '../../src/services/master-key.js';
 import { createHarness, DIALECTS, json, userWithToken, type Harness } from '../helpers/harness.js';
 import { dance, formOf, registerConsumer, REQUEST_TOKEN, signedInject } from '../helpers/oauth1.js';
-import { signIn } from '../helpers/oauth2.js';
+import { exchange, obtainCode, post, registerClient, signIn, TOKEN, type Tokens } from '../helpers/oauth2.js';
 
 const PLANTED_SECRET = 'planted-outgoing-password-7f3c9a';
 
@@ -102,6 +102,29 @@ describe.each(DIALECTS)('secrets at rest on %s', (dialect) => {
     // Still usable after the rotation: the token secret opened under the new key verifies the signature.
     h.services.revocations.all();
     expect((await signedInject(h, consumer, { path: '/whoami', token: d.access })).statusCode).toBe(200);
+  });
+
+  it('keeps OAuth 2.0 client secrets, codes and tokens only as hashes, out of logs and the audit log', async () => {
+    await userWithToken(h, 'alice', { password: 'alice-password' });
+    const client = await registerClient(h, { name: 'At-rest app' });
+    const jar = await signIn(h, 'alice', 'alice-password');
+    const pending = await obtainCode(h, jar, client);
+    const redeemed = await obtainCode(h, jar, client);
+    const tokens = await exchange(h, client, redeemed);
+    expect((await h.inject({ url: '/whoami', headers: { authorization: `Bearer ${tokens.access_token}` } })).statusCode).toBe(200);
+    const refreshed = json<Tokens>(await post(h, TOKEN, client, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token }));
+    const rotated = json<{ clientSecret: string }>(
+      await h.inject({ method: 'POST', url: `/api/v1/oauth2/clients/${client.clientId}/secret`, headers: { authorization: h.adminBasic }, payload: { graceSeconds: 60 } }),
+    );
+    const planted = [client.clientSecret!, rotated.clientSecret, pending.code, redeemed.code, tokens.access_token, tokens.refresh_token, refreshed.access_token, refreshed.refresh_token!];
+    const raw = rawStore(h);
+    expect(raw).toContain(client.clientId); // the scan sees the rows
+    for (const value of planted) expect(raw).not.toContain(value);
+    const everything = [h.logs.join('\n'), JSON.stringify(json(await h.inject({ url: '/api/v1/audit', headers: { authorization: h.adminBasic } })))].join('\n');
+    for (const value of planted) expect(everything).not.toContain(value);
+    // Listing the client never shows a secret again.
+    const listed = await h.inject({ url: `/api/v1/oauth2/clients/${client.clientId}`, headers: { authorization: h.adminBasic } });
+    for (const value of planted) expect(listed.body).not.toContain(value);
   });
 
   it('binds a sealed value to its row: copied elsewhere it does not open', async () => {
