@@ -114,7 +114,7 @@ export function createGatewayHandler(s: Services): GatewayHandler {
       if (cookie) add.cookie = cookie;
     }
     const dropAuthorization = principal.authType !== 'anonymous';
-    const drop = dropAuthorization ? dropWithAuthorization : dropAlways;
+    const drop = trusted ? (dropAuthorization ? dropWithAuthorization : dropAlways) : dropAuthorization ? dropUntrustedWithAuthorization : dropUntrusted;
     // Credentials sent as parameters (OAuth 1.0a's query and body transports) stop here too.
     const consumed = authRequest.consumedParameters;
     const body = authRequest.bufferedBody();
@@ -156,6 +156,13 @@ export function createGatewayHandler(s: Services): GatewayHandler {
 const dropAlways = (name: string): boolean => isApplinksHeader(name) || name === 'cookie' || name === 'x-forwarded-for';
 /** The same, and the Authorization header a credential was taken from. */
 const dropWithAuthorization = (name: string): boolean => dropAlways(name) || name === 'authorization';
+/**
+ * Headers a host may believe came from its proxy (the client's address, scheme, prefix, original
+ * request): from a peer that is not a trusted proxy they are the client's own words, and go.
+ */
+const PROXY_HEADERS = new Set(['forwarded', 'x-real-ip', 'x-forwarded-port', 'x-forwarded-prefix', 'x-forwarded-server', 'x-forwarded-method', 'x-forwarded-uri', 'x-original-uri', 'x-original-method', 'x-original-url', 'x-client-ip', 'true-client-ip', 'client-ip']);
+const dropUntrusted = (name: string): boolean => dropAlways(name) || PROXY_HEADERS.has(name);
+const dropUntrustedWithAuthorization = (name: string): boolean => dropWithAuthorization(name) || PROXY_HEADERS.has(name);
 
 /**
  * The same gateway behind a framework route: the listening server bypasses it for speed, but

@@ -17,7 +17,12 @@ export function identityHeaders(principal: Principal, assertions: AssertionServi
   });
 }
 
-/** True for the headers a client may never set itself (names as Node gives them: lower case). */
+/**
+ * True for the headers a client may never set itself (names as Node gives them: lower case).
+ * `X-Applinks_User` counts too: CGI-style hosts (PHP, WSGI, Rack) turn `-` and `_` alike into
+ * `HTTP_X_APPLINKS_USER`, so an underscore spelling would pass for ours.
+ */
 export function isApplinksHeader(name: string): boolean {
-  return name.charCodeAt(0) === 120 /* x */ && name.startsWith('x-applinks-');
+  if (name.charCodeAt(0) !== 120 /* x */ || name.length < 11) return false;
+  return name.startsWith('x-applinks-') || /^x[-_]applinks[-_]/.test(name);
 }

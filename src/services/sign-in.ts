@@ -60,18 +60,26 @@ export class SignInService {
     });
   }
 
-  /** The full check: throttle, scrypt, and a remembered success. */
+  /**
+   * The full check: the attempt is counted first (atomically, in the store shared by every
+   * instance), so that a burst of parallel guesses cannot all pass the throttle before any of
+   * them is counted; then scrypt; a success takes its count back and is remembered.
+   */
   private async check(username: string, password: string, how: 'form' | 'basic', address: string, key: string): Promise<UserRecord> {
-    await this.refuseIfThrottled(username, address);
+    // Names no account can have (control characters, absurd lengths) are wrong without asking the
+    // store; PostgreSQL refuses a NUL in text outright.
+    if (username.length > 255 || /[\u0000-\u001f\u007f]/.test(username)) throw new AppError('invalid_credentials', { message: 'The username or password is wrong.' });
+    await this.reserveAttempt(username, address);
     const user = await this.store.users.findByUsername(username);
     // Spend the same scrypt time whether or not the user exists.
     const ok = await verifyPassword(password, user?.passwordHash ?? DUMMY_PASSWORD_HASH);
     if (!user || !user.passwordHash || !ok) {
-      await this.recordFailure(username, address, how);
+      await this.recordFailure(username, address, how, user);
       throw new AppError('invalid_credentials', { message: 'The username or password is wrong.' });
     }
     if (user.disabled) throw new AppError('user_disabled');
     await this.store.throttle.reset(userKey(username));
+    await this.store.throttle.release(addressKey(address));
     this.successes.set(key, { userId: user.id, passwordHash: user.passwordHash }, this.limits.passwordCacheTtlSeconds * 1000, [`user:${user.id}`]);
     return user;
   }
@@ -94,7 +102,8 @@ export class SignInService {
     return this.users.update(userId, { password: next }, actor);
   }
 
-  private async refuseIfThrottled(username: string, address: string): Promise<void> {
+  /** Counts this attempt for the user name and the address; refuses it (429) past either limit. */
+  private async reserveAttempt(username: string, address: string): Promise<void> {
     const now = this.clock.now();
     const windowMs = this.limits.windowSeconds * 1000;
     const checks: Array<[string, number]> = [
@@ -102,23 +111,22 @@ export class SignInService {
       [addressKey(address), this.limits.maxFailuresPerAddress],
     ];
     for (const [key, max] of checks) {
-      const state = await this.store.throttle.get(key);
-      if (state && state.windowStart > now - windowMs && state.count >= max) {
+      const state = await this.store.throttle.hit(key, now, windowMs);
+      if (state.count > max) {
         const retryAfter = Math.max(1, Math.ceil((state.windowStart + windowMs - now) / 1000));
         throw new AppError('too_many_attempts', { headers: { 'retry-after': String(retryAfter) } });
       }
     }
   }
 
-  private async recordFailure(username: string, address: string, how: 'form' | 'basic'): Promise<void> {
-    const now = this.clock.now();
-    const windowMs = this.limits.windowSeconds * 1000;
+  /**
+   * Audits a failed attempt (already counted). The typed name is kept only when it is a user's:
+   * what someone types into the name field is often their password.
+   */
+  private async recordFailure(username: string, address: string, how: 'form' | 'basic', user: UserRecord | undefined): Promise<void> {
     const actor: Actor = { id: null, name: 'anonymous', address };
-    await this.store.transaction(async (repos) => {
-      await repos.throttle.hit(userKey(username), now, windowMs);
-      await repos.throttle.hit(addressKey(address), now, windowMs);
-      await this.audit.record(actor, { action: 'signin.failed', target: { type: 'user', id: null, name: username.slice(0, 100) }, details: { method: how } }, repos);
-    });
+    const target = user ? { type: 'user', id: user.id, name: user.username } : { type: 'user', id: null, name: '(unknown user)' };
+    await this.audit.record(actor, { action: 'signin.failed', target, details: { method: how } });
   }
 
   pruneThrottle(): Promise<void> {

@@ -64,6 +64,25 @@ describe('gateway in front of a host', () => {
     expect(seen.headers['x-applinks-assertion']).not.toBe('forged');
   });
 
+  it('drops underscore spellings of the identity headers and proxy headers from an untrusted client', async () => {
+    const forged = {
+      X_Applinks_User: 'admin',
+      'X-Applinks_User': 'admin',
+      X_APPLINKS_AUTH: 'api-token',
+      forwarded: 'for=10.0.0.1;proto=https',
+      'x-real-ip': '10.0.0.1',
+      'x-forwarded-port': '443',
+      'x-forwarded-prefix': '/admin',
+      'x-original-uri': '/admin',
+      'x-applinksish': 'kept',
+    };
+    await (await request(`${base}/public`, { headers: forged })).body.text();
+    const seen = last();
+    for (const name of Object.keys(forged).filter((n) => n !== 'x-applinksish')) expect(seen.headers[name.toLowerCase()], name).toBeUndefined();
+    expect(seen.headers['x-applinksish']).toBe('kept');
+    expect(seen.headers['x-applinks-auth']).toBe('anonymous');
+  });
+
   it('signs an assertion of the same identity that a host verifies through the published JWKS', async () => {
     await (await request(`${base}/x`, { headers: { authorization: alice.bearer } })).body.text();
     const assertion = String(last().headers['x-applinks-assertion']);

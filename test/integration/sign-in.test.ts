@@ -190,6 +190,29 @@ describe.each(DIALECTS)('sign-in on %s', (dialect) => {
     }
   });
 
+  it('counts each attempt before checking it: a parallel burst gets no more guesses than the limit', async () => {
+    const burst = await Promise.all(Array.from({ length: 30 }, (_, i) => h.inject({ url: '/x', headers: { authorization: basic('admin', `burst-${i}`) } })));
+    const statuses = burst.map((r) => r.statusCode);
+    expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(h.config.signInMaxFailuresPerUser);
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(30 - h.config.signInMaxFailuresPerUser);
+    expect(statuses.every((s) => s === 401 || s === 429)).toBe(true);
+  });
+
+  it('refuses names no account can have without a 500, and keeps typed unknown names out of the audit log', async () => {
+    for (const name of ['ad\u0000min', 'x'.repeat(300)]) {
+      const res = await h.inject({ url: '/x', headers: { authorization: basic(name, 'whatever') } });
+      expect(res.statusCode).toBe(401);
+      expect(json(res).error).toBe('invalid_credentials');
+      const form = await signIn(h, new Jar(), name, 'whatever');
+      expect(form.statusCode).toBe(401);
+    }
+    // A password typed into the name field is not written down.
+    await h.inject({ url: '/x', headers: { authorization: basic('My-Secret-Passw0rd', 'x') } });
+    const audit = await h.inject({ url: '/api/v1/audit?action=signin.failed', headers: { authorization: h.adminBasic } });
+    expect(audit.body).not.toContain('My-Secret-Passw0rd');
+    expect(audit.body).toContain('(unknown user)');
+  });
+
   it('throttles per client address across usernames', async () => {
     for (let i = 0; i < 20; i++) {
       await h.inject({ url: '/x', headers: { authorization: basic(`nobody${i}`, 'wrong') }, remoteAddress: '203.0.113.7' });

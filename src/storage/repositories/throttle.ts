@@ -10,6 +10,8 @@ export interface ThrottleRepository {
   hit(key: string, now: number, windowMs: number): Promise<{ count: number; windowStart: number }>;
   get(key: string): Promise<{ count: number; windowStart: number } | undefined>;
   reset(key: string): Promise<void>;
+  /** Takes back one counted event (an attempt reserved before it succeeded). */
+  release(key: string): Promise<void>;
   deleteOlderThan(time: number): Promise<void>;
 }
 
@@ -39,6 +41,10 @@ export class KyselyThrottleRepository implements ThrottleRepository {
 
   async reset(key: string): Promise<void> {
     await this.db.deleteFrom('throttle').where('key', '=', key).execute();
+  }
+
+  async release(key: string): Promise<void> {
+    await this.db.updateTable('throttle').set({ count: sql<number>`count - 1` }).where('key', '=', key).where('count', '>', 0).execute();
   }
 
   async deleteOlderThan(time: number): Promise<void> {
