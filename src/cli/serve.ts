@@ -38,7 +38,12 @@ export function registerServe(program: Command): void {
         services.logger.info({ signal }, 'draining in-flight requests');
         const timer = setTimeout(() => {
           services.logger.warn('in-flight requests did not finish in time; closing anyway');
-          process.exit(1);
+          // Still write what is batched (last-use times) and close the store, within a bound.
+          setTimeout(() => process.exit(1), 2000).unref();
+          void services
+            .close()
+            .catch(() => undefined)
+            .finally(() => process.exit(1));
         }, config.shutdownTimeoutMs);
         timer.unref();
         // Keep-alive connections become idle as their last response ends: close them then, or

@@ -4,7 +4,7 @@ import { createAuthRequest } from '../auth/request.js';
 import type { IncomingMessage } from 'node:http';
 import { firstValue, type Edge } from '../auth/edge.js';
 import type { Services } from '../services/index.js';
-import { identityHeaders } from './identity-headers.js';
+import { IDENTITY_HEADERS, identityHeaders } from './identity-headers.js';
 
 export const FORWARD_AUTH_PATH = '/rest/applinks/1.0/forward-auth';
 
@@ -53,8 +53,12 @@ export async function forwardAuth(app: FastifyInstance, s: Services): Promise<vo
       s.pipeline.authorizeForHost(principal, original.methodKnown ? authRequest : createAuthRequest({ ...authRequestInput, method: 'UNKNOWN' }));
       const allowAnonymous = (request.query as Record<string, unknown>).anonymous === 'allow';
       if (!principal.user && !allowAnonymous) throw s.pipeline.unauthenticated(authRequest);
+      // Every identity header, empty when it does not apply: a proxy that copies them replaces
+      // the client's own (a forged X-Applinks-Link must not survive because ours was absent).
+      const headers: Record<string, string> = Object.fromEntries(IDENTITY_HEADERS.map((name) => [name, '']));
+      Object.assign(headers, await identityHeaders(principal, s.assertions));
       return reply
-        .headers(await identityHeaders(principal, s.assertions))
+        .headers(headers)
         .header('cache-control', 'no-store')
         .send(principalView(principal));
     },

@@ -67,6 +67,10 @@ export async function buildApp(s: Services): Promise<FastifyInstance> {
     }
   });
   app.addHook('onClose', async () => gatewayHandler.close());
+  // The API answers with users, tokens shown once and client secrets: never for a cache to keep.
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.url.startsWith('/api/')) reply.header('cache-control', 'no-store');
+  });
   // Behind a reverse proxy that removes a path prefix (a base URL with a path), our own pages
   // and redirects must name paths with it. The gateway hijacks its replies, so the host's
   // answers pass untouched.

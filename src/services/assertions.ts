@@ -1,5 +1,5 @@
 import { SignJWT } from 'jose';
-import type { Principal } from '../auth/principal.js';
+import type { Principal, PrincipalUser } from '../auth/principal.js';
 import type { Clock } from '../util/clock.js';
 import type { Awaitable } from '../util/awaitable.js';
 import { TtlCache } from '../util/ttl-cache.js';
@@ -14,7 +14,7 @@ export const ASSERTION_KEY_PURPOSE = 'assertion';
  * until half its lifetime has passed.
  */
 export class AssertionService {
-  private readonly cache: TtlCache<string>;
+  private readonly cache: TtlCache<{ token: string; user: PrincipalUser | null }>;
 
   constructor(
     private readonly keys: KeyService,
@@ -29,7 +29,10 @@ export class AssertionService {
   /** The assertion of a principal: synchronously from the cache, or signed now. */
   assertion(p: Principal): Awaitable<string> {
     const cacheKey = `${p.user?.id ?? ''}|${p.authType}|${p.link?.id ?? ''}|${p.scopes?.join(' ') ?? ''}|${p.connection}`;
-    return this.cache.get(cacheKey) ?? this.sign(p, cacheKey);
+    const hit = this.cache.get(cacheKey);
+    // Signed for this very user record: a renamed or demoted user (seen through the user cache,
+    // within APPLINKS_AUTH_CACHE_TTL_MS on every instance) gets a new assertion, never the old claims.
+    return hit && hit.user === (p.user ?? null) ? hit.token : this.sign(p, cacheKey);
   }
 
   private async sign(p: Principal, cacheKey: string): Promise<string> {
@@ -47,12 +50,12 @@ export class AssertionService {
       .setExpirationTime(now + this.ttlSeconds);
     if (p.user) jwt = jwt.setSubject(p.user.username);
     const token = await jwt.sign(privateKey);
-    this.cache.set(cacheKey, token, (this.ttlSeconds * 1000) / 2, p.user ? [`user:${p.user.id}`] : []);
+    this.cache.set(cacheKey, { token, user: p.user ?? null }, (this.ttlSeconds * 1000) / 2, p.user ? [`user:${p.user.id}`] : []);
     return token;
   }
 
   /** Drops cached assertions of a user (their name or rights changed). */
-  get revocable(): TtlCache<string> {
+  get revocable(): TtlCache<{ token: string; user: PrincipalUser | null }> {
     return this.cache;
   }
 

@@ -147,8 +147,12 @@ export class UserService {
         const after = (await repos.users.update(id, patch, this.clock.now()))!;
         const disabling = patch.disabled === true && !before.disabled;
         if (disabling || patch.passwordHash !== undefined) await repos.sessions.deleteForUser(id);
-        // Disabling revokes what applications were given, so re-enabling brings none of it back.
-        if (disabling) await this.onDisable?.(trx, id);
+        // Disabling ends the user's API tokens and revokes what applications were given, so
+        // re-enabling brings none of it back (a disabled account is often a compromised one).
+        if (disabling) {
+          await repos.apiTokens.deleteForUser(id);
+          await this.onDisable?.(trx, id);
+        }
         await this.audit.record(
           actor,
           {

@@ -121,14 +121,23 @@ describe.each(DIALECTS)('core server on %s', (dialect) => {
     expect(res.statusCode).toBe(200);
     const after = await h.inject({ url: '/x', headers: { authorization: `Bearer ${token}` } });
     expect(after.statusCode).toBe(401);
-    expect(json(after).error).toBe('user_disabled');
+    expect(after.headers['www-authenticate']).toBeDefined();
+    // Ended, not suspended: enabling the user again does not bring the token back.
+    await h.inject({ method: 'PATCH', url: `/api/v1/users/${user.id}`, headers: { authorization: h.adminBasic }, payload: { disabled: false } });
+    expect((await h.inject({ url: '/x', headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(401);
+    expect(await h.services.apiTokens.list(user.id)).toEqual([]);
   });
 
   it('revokes a token issued for a link on the very next request after the link is deleted', async () => {
     const link = json(await h.inject({ method: 'POST', url: '/api/v1/links', headers: { authorization: h.adminBasic }, payload: { name: 'Outlook add-in' } }));
     expect(link).toMatchObject({ incomingOnly: true, url: null });
-    const { bearer } = await userWithToken(h, 'erin');
-    const created = json(await h.inject({ method: 'POST', url: '/api/v1/me/tokens', headers: { authorization: bearer }, payload: { name: 'add-in', linkId: link.id } }));
+    const { bearer, user: erin } = await userWithToken(h, 'erin');
+    // Tying a token to a link is an administrator's choice: a user cannot pass as an application.
+    const own = await h.inject({ method: 'POST', url: '/api/v1/me/tokens', headers: { authorization: bearer }, payload: { name: 'add-in', linkId: link.id } });
+    expect([own.statusCode, json(own).error]).toEqual([403, 'forbidden']);
+    const createdRes = await h.inject({ method: 'POST', url: `/api/v1/users/${erin.id}/tokens`, headers: { authorization: h.adminBasic }, payload: { name: 'add-in', linkId: link.id } });
+    expect(createdRes.headers['cache-control']).toBe('no-store');
+    const created = json(createdRes);
     const addIn = `Bearer ${created.token as string}`;
     const before = json(await h.inject({ url: '/x', headers: { authorization: addIn } }));
     expect(before).toMatchObject({ user: { username: 'erin' }, link: { id: link.id, name: 'Outlook add-in' } });
@@ -159,6 +168,24 @@ describe.each(DIALECTS)('core server on %s', (dialect) => {
     expect((await h.inject({ url: '/api/v1/links/nope', headers: admin })).statusCode).toBe(404);
     expect((await h.inject({ url: '/api/v1/nothing-here', headers: admin })).statusCode).toBe(404);
     expect(await h.services.users.findByUsername('x1')).toBeUndefined();
+  });
+
+  it('refuses a NUL character in any text field with a 400 naming it, on every store', async () => {
+    const admin = { authorization: h.adminBasic };
+    const { bearer } = await userWithToken(h, 'nul-user');
+    const cases: Array<[string, string, Record<string, unknown>, Record<string, string>, string]> = [
+      ['POST', '/api/v1/users', { username: 'nul1', displayName: 'a\u0000b' }, admin, 'displayName'],
+      ['POST', '/api/v1/links', { name: 'L\u0000' }, admin, 'name'],
+      ['POST', '/api/v1/links', { name: 'L', outgoing: { basic: { username: 'u', password: 'p\u0000' } } }, admin, 'outgoing.basic.password'],
+      ['POST', '/api/v1/me/tokens', { name: 't\u0000' }, { authorization: bearer }, 'name'],
+    ];
+    for (const [method, url, payload, headers, field] of cases) {
+      const res = await h.inject({ method: method as 'POST', url, headers, payload });
+      expect([res.statusCode, json(res).error, json(res).field], url).toEqual([400, 'validation_failed', field]);
+    }
+    const search = await h.inject({ url: '/api/v1/users?search=a%00b', headers: admin });
+    expect(search.statusCode).toBe(400);
+    expect(await h.services.users.findByUsername('nul1')).toBeUndefined();
   });
 
   it('keeps the admin API for administrators', async () => {

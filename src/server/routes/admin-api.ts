@@ -86,6 +86,10 @@ export async function adminApi(root: FastifyInstance, s: Services): Promise<void
     async (request, reply) => {
       const p = await requireUser(s, request);
       requireUnscoped(p, 'API tokens can be created');
+      // A token tied to a link speaks for that application (X-Applinks-Link): an administrator's choice.
+      if (request.body.linkId !== undefined && request.body.linkId !== null && !p.user.isAdmin) {
+        throw new AppError('forbidden', { message: 'Only administrators may tie a token to an application link.' });
+      }
       return reply.code(201).send(await createToken(p.user.id, request.body, request));
     },
   );

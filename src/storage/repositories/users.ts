@@ -71,6 +71,8 @@ export class KyselyUserRepository implements UserRepository {
   }
 
   async findByUsername(username: string): Promise<UserRecord | undefined> {
+    // Names come from the wire (Basic, xoauth_requestor_id...): no user has a NUL, and PostgreSQL refuses one in text.
+    if (username.includes('\u0000')) return undefined;
     const row = await this.db.selectFrom('users').selectAll().where('username_key', '=', username.toLowerCase()).executeTakeFirst();
     return row ? this.withGroups(row) : undefined;
   }
