@@ -2,7 +2,7 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 
 /** Query parameters whose values are credentials; their values never reach the log. */
-const SECRET_PARAMS = /^(access_token|refresh_token|token|jwt|code|code_verifier|client_secret|password|oauth_signature|oauth_token|oauth_verifier|oauth_token_secret|oauth_session_handle|api_key|apikey|secret)$/i;
+const SECRET_PARAMS = /^(access_token|refresh_token|token|jwt|code|code_verifier|client_secret|password|oauth_signature|oauth_token|oauth_verifier|oauth_token_secret|oauth_session_handle|api_key|apikey|secret|os_password|client_assertion|assertion|id_token|private_token)$/i;
 
 /** The path and query of a URL with credential-bearing query values masked. */
 export function redactUrl(url: string): string {

@@ -135,4 +135,17 @@ export class SignInService {
 }
 
 const userKey = (username: string) => `signin:user:${username.toLowerCase()}`;
-const addressKey = (address: string) => `signin:addr:${address}`;
+/**
+ * The throttle's address key: IPv4 as it is, IPv6 by its /64 (one subscriber usually holds a whole
+ * /64, so counting single addresses would let a client rotate past the limit).
+ */
+export function addressKey(address: string): string {
+  const v4 = /^(?:::ffff:)?(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address);
+  if (v4) return `signin:addr:${v4[1]}`;
+  if (!address.includes(':')) return `signin:addr:${address}`;
+  const [head, tail = ''] = address.toLowerCase().split('%')[0]!.split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const groups = address.includes('::') ? [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right] : left;
+  return `signin:addr:${groups.slice(0, 4).map((g) => (g || '0').replace(/^0+(?=.)/, '')).join(':')}::/64`;
+}

@@ -25,6 +25,7 @@ describe('log redaction', () => {
   it('masks credential-bearing query values but keeps the rest of the URL', () => {
     expect(redactUrl('/a?code=abc&state=xyz&jwt=eyJ')).toBe('/a?code=[Redacted]&state=xyz&jwt=[Redacted]');
     expect(redactUrl('/plain')).toBe('/plain');
+    expect(redactUrl('/login.jsp?os_username=a&os_password=hunter2&client_assertion=x')).toBe('/login.jsp?os_username=a&os_password=[Redacted]&client_assertion=[Redacted]');
     expect(redactUrl('/a?%74oken=x')).toBe('/a?%74oken=[Redacted]');
   });
 });
