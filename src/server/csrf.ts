@@ -4,6 +4,7 @@ import { constantTimeEqual, hmacBase64url } from '../crypto/tokens.js';
 import { AppError } from '../errors/index.js';
 import { readCookie } from '../modules/core/cookies.js';
 import type { Services } from '../services/index.js';
+import { SESSION_COOKIE } from '../services/sessions.js';
 
 export const CSRF_COOKIE = 'applinks_csrf';
 export const CSRF_FIELD = 'csrf_token';
@@ -11,8 +12,10 @@ export const CSRF_HEADER = 'x-csrf-token';
 
 /**
  * Signed double-submit CSRF protection: a random HttpOnly cookie, and forms (or the console's
- * X-CSRF-Token header) carry an HMAC of it under the installation secret. A cross-site page can
- * neither read the cookie nor compute the HMAC.
+ * X-CSRF-Token header) carry an HMAC of it and of the session cookie under the installation
+ * secret. A cross-site page can neither read the cookies nor compute the HMAC, and a pair
+ * planted from a sibling origin (which can set cookies) is bound to a session that is not the
+ * victim's.
  */
 export function issueCsrfToken(s: Services, request: FastifyRequest, reply: FastifyReply): string {
   let cookie = readCookie(request.headers.cookie, CSRF_COOKIE);
@@ -20,12 +23,17 @@ export function issueCsrfToken(s: Services, request: FastifyRequest, reply: Fast
     cookie = randomBytes(24).toString('base64url');
     reply.header('set-cookie', cookieHeader(s, CSRF_COOKIE, cookie, undefined));
   }
-  return hmacBase64url(s.identity.hmacSecret, `csrf:${cookie}`);
+  return csrfToken(s, request, cookie);
+}
+
+function csrfToken(s: Services, request: FastifyRequest, cookie: string): string {
+  const session = readCookie(request.headers.cookie, SESSION_COOKIE) ?? '';
+  return hmacBase64url(s.identity.hmacSecret, `csrf:${cookie}:${session}`);
 }
 
 export function checkCsrf(s: Services, request: FastifyRequest, supplied: unknown): void {
   const cookie = readCookie(request.headers.cookie, CSRF_COOKIE);
-  if (!cookie || typeof supplied !== 'string' || !constantTimeEqual(hmacBase64url(s.identity.hmacSecret, `csrf:${cookie}`), supplied)) {
+  if (!cookie || typeof supplied !== 'string' || !constantTimeEqual(csrfToken(s, request, cookie), supplied)) {
     throw new AppError('csrf_failed');
   }
 }

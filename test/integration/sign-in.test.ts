@@ -98,6 +98,18 @@ describe.each(DIALECTS)('sign-in on %s', (dialect) => {
     expect(json(post).error).toBe('csrf_failed');
   });
 
+  it('binds a CSRF token to the session: a pair obtained without it (or planted) does not act for a signed-in user', async () => {
+    const jar = new Jar();
+    const anonymousToken = await signInForm(h, jar);
+    await signIn(h, jar, 'admin', ADMIN_PASSWORD);
+    const planted = await h.inject({ method: 'POST', url: '/api/v1/me/tokens', headers: { cookie: jar.header, 'x-csrf-token': anonymousToken }, payload: { name: 'x' } });
+    expect([planted.statusCode, json(planted).error]).toEqual([403, 'csrf_failed']);
+    const account = await h.inject({ url: '/applinks/account', headers: { cookie: jar.header } });
+    const bound = /name="csrf_token" value="([^"]+)"/.exec(account.body)![1]!;
+    const ok = await h.inject({ method: 'POST', url: '/api/v1/me/tokens', headers: { cookie: jar.header, 'x-csrf-token': bound }, payload: { name: 'x' } });
+    expect(ok.statusCode).toBe(201);
+  });
+
   it('marks the session cookie Secure when the base URL is https', async () => {
     const secure = await createHarness(dialect, { config: { baseUrl: 'https://applinks.example' } });
     try {
