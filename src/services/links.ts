@@ -10,6 +10,7 @@ import type { Direction, LinkAuthRecord, LinkRecord } from '../storage/repositor
 import type { Repositories, Store } from '../storage/store.js';
 import type { Clock } from '../util/clock.js';
 import type { Awaitable } from '../util/awaitable.js';
+import { isStorableName } from '../util/text.js';
 import { TtlCache } from '../util/ttl-cache.js';
 import type { Actor, AuditService } from './audit.js';
 import type { Revocations } from './revocations.js';
@@ -210,9 +211,8 @@ export class LinkService {
    * id), cached like credentials. Answers undefined when none.
    */
   async findIncoming(type: string, key: string): Promise<IncomingMatch | undefined> {
-    // Keys come from the wire: one no configuration could hold (control characters, which
-    // PostgreSQL refuses in text, or absurd lengths) is unknown without asking the store.
-    if (key.length === 0 || key.length > 1024 || /[\u0000-\u001f\u007f]/.test(key)) return undefined;
+    // Keys come from the wire: one no configuration could hold is unknown without asking the store.
+    if (!isStorableName(key, 1024)) return undefined;
     const cacheKey = `${type}\u0000${key}`;
     const cached = this.incomingCache.get(cacheKey);
     if (cached !== undefined) return cached ?? undefined;

@@ -5,6 +5,7 @@ import type { UserRecord } from '../storage/repositories/users.js';
 import type { Store } from '../storage/store.js';
 import type { Clock } from '../util/clock.js';
 import { andThen, type Awaitable } from '../util/awaitable.js';
+import { isStorableName } from '../util/text.js';
 import { TtlCache } from '../util/ttl-cache.js';
 import type { Actor, AuditService } from './audit.js';
 import type { Revocations } from './revocations.js';
@@ -66,9 +67,8 @@ export class SignInService {
    * them is counted; then scrypt; a success takes its count back and is remembered.
    */
   private async check(username: string, password: string, how: 'form' | 'basic', address: string, key: string): Promise<UserRecord> {
-    // Names no account can have (control characters, absurd lengths) are wrong without asking the
-    // store; PostgreSQL refuses a NUL in text outright.
-    if (username.length > 255 || /[\u0000-\u001f\u007f]/.test(username)) throw new AppError('invalid_credentials', { message: 'The username or password is wrong.' });
+    // A name no account can have is wrong without asking the store.
+    if (!isStorableName(username, 255)) throw new AppError('invalid_credentials', { message: 'The username or password is wrong.' });
     await this.reserveAttempt(username, address);
     const user = await this.store.users.findByUsername(username);
     // Spend the same scrypt time whether or not the user exists.

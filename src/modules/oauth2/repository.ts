@@ -320,36 +320,31 @@ export class OAuth2Repository {
   }
 
   /** Revokes everything a user authorized (consents, grants, codes, every token); answers how many applications. */
-  async revokeUser(userId: string): Promise<number> {
-    const links = await this.db
-      .selectFrom('oauth2_consents')
-      .select('link_id')
-      .where('user_id', '=', userId)
-      .union(this.db.selectFrom('oauth2_grants').select('link_id').where('user_id', '=', userId))
-      .execute();
-    await this.db.deleteFrom('oauth2_consents').where('user_id', '=', userId).execute();
-    await this.db.deleteFrom('oauth2_tokens').where('user_id', '=', userId).execute();
-    await this.db.deleteFrom('oauth2_grants').where('user_id', '=', userId).execute();
-    await this.db.deleteFrom('oauth2_codes').where('user_id', '=', userId).execute();
-    return new Set(links.map((l) => l.link_id)).size;
+  revokeUser(userId: string): Promise<number> {
+    return this.revokeAllWhere('user_id', userId, 'link_id');
   }
 
   /**
    * Revokes everything issued through a link (consents, grants, codes, every token, the client
    * credentials tokens too); answers how many users had authorized it.
    */
-  async revokeLink(linkId: string): Promise<number> {
-    const users = await this.db
+  revokeLink(linkId: string): Promise<number> {
+    return this.revokeAllWhere('link_id', linkId, 'user_id');
+  }
+
+  /** Deletes every consent, token, grant and code whose `column` is `value`; answers how many distinct `counted` they had. */
+  private async revokeAllWhere(column: 'user_id' | 'link_id', value: string, counted: 'user_id' | 'link_id'): Promise<number> {
+    const holders = await this.db
       .selectFrom('oauth2_consents')
-      .select('user_id')
-      .where('link_id', '=', linkId)
-      .union(this.db.selectFrom('oauth2_grants').select('user_id').where('link_id', '=', linkId))
+      .select(counted)
+      .where(column, '=', value)
+      .union(this.db.selectFrom('oauth2_grants').select(counted).where(column, '=', value))
       .execute();
-    await this.db.deleteFrom('oauth2_consents').where('link_id', '=', linkId).execute();
-    await this.db.deleteFrom('oauth2_tokens').where('link_id', '=', linkId).execute();
-    await this.db.deleteFrom('oauth2_grants').where('link_id', '=', linkId).execute();
-    await this.db.deleteFrom('oauth2_codes').where('link_id', '=', linkId).execute();
-    return new Set(users.map((u) => u.user_id)).size;
+    await this.db.deleteFrom('oauth2_consents').where(column, '=', value).execute();
+    await this.db.deleteFrom('oauth2_tokens').where(column, '=', value).execute();
+    await this.db.deleteFrom('oauth2_grants').where(column, '=', value).execute();
+    await this.db.deleteFrom('oauth2_codes').where(column, '=', value).execute();
+    return new Set(holders.map((h) => (h as Record<string, string>)[counted])).size;
   }
 
   /**
