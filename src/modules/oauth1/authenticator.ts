@@ -4,6 +4,7 @@ import type { AuthRequest } from '../../auth/request.js';
 import { collectParameters, isOAuthAuthorization, MalformedOAuth, queryOf } from '../../protocols/oauth1/parameters.js';
 import { oauthChallenge } from '../../protocols/oauth1/problems.js';
 import type { Services } from '../../services/index.js';
+import type { Awaitable } from '../../util/awaitable.js';
 import { OAUTH1_TYPE } from './consumers.js';
 import type { OAuth1Provider } from './provider.js';
 
@@ -30,16 +31,16 @@ export function oauth1Authenticator(s: Services, provider: OAuth1Provider): Auth
       const inQuery = !inHeader && SIGNED_QUERY.test(req.url);
       const withForm = mayCarryForm(req, s.config.bodyLimit);
       if (!inHeader && !inQuery && !withForm) return undefined;
-      return claim(req, authorization, inHeader || inQuery, withForm);
+      // Body parameters are signed too (RFC 5849 §3.4.1.3.1), whatever carries the protocol ones.
+      if (withForm) return req.form().then((form) => (inHeader || inQuery || form?.has('oauth_signature') ? claim(req, authorization, form) : undefined));
+      return claim(req, authorization, undefined);
     },
     challenge: () => oauthChallenge(provider.realm),
   };
 
-  async function claim(req: AuthRequest, authorization: string | undefined, claimed: boolean, withForm: boolean): Promise<Principal | undefined> {
+  /** A request that carries OAuth credentials: synchronous while what it needs is cached. */
+  function claim(req: AuthRequest, authorization: string | undefined, form: URLSearchParams | undefined): Awaitable<Principal> {
     const url = req.url;
-    // Body parameters are signed too (RFC 5849 §3.4.1.3.1), whatever carries the protocol ones.
-    const form = withForm ? await req.form() : undefined;
-    if (!claimed && !form?.has('oauth_signature')) return undefined;
     let message;
     try {
       message = collectParameters({ authorization, query: queryOf(url), form });

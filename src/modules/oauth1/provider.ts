@@ -14,6 +14,7 @@ import type { Services } from '../../services/index.js';
 import { toPrincipalUser } from '../../services/users.js';
 import { isUniqueViolation, type Executor } from '../../storage/repositories/common.js';
 import type { UserRecord } from '../../storage/repositories/users.js';
+import { andThen, type Awaitable } from '../../util/awaitable.js';
 import { LastUse } from '../../util/last-use.js';
 import { TtlCache } from '../../util/ttl-cache.js';
 import { allowedMethods, OAUTH1_2LO_TYPE, OAUTH1_2LOI_TYPE, OAUTH1_TYPE, toConsumer, type Consumer } from './consumers.js';
@@ -88,17 +89,24 @@ export class OAuth1Provider {
 
   // ---------------------------------------------------------------- the common checks
 
+  // The request path answers synchronously while everything it needs is cached (Awaitable): it
+  // runs on every signed request through the gateway.
+
   /** The consumer registered under a key, or consumer_key_unknown. */
-  async consumer(key: string): Promise<Consumer> {
-    const match = await this.s.links.findIncoming(OAUTH1_TYPE, key);
-    if (!match) throw this.problem('oauth1_consumer_key_unknown', { advice: 'No application link has this consumer key.', detail: `unknown consumer ${key.slice(0, 64)}` });
-    return toConsumer(match.link, match.auth, (auth) => this.s.links.openSecrets(auth));
+  consumer(key: string): Awaitable<Consumer> {
+    return andThen(this.s.links.findIncoming(OAUTH1_TYPE, key), (match) => {
+      if (!match) throw this.problem('oauth1_consumer_key_unknown', { advice: 'No application link has this consumer key.', detail: `unknown consumer ${key.slice(0, 64)}` });
+      return toConsumer(match.link, match.auth, (auth) => this.s.links.openSecrets(auth));
+    });
   }
 
   /** Parameters, consumer and signature method: what every endpoint checks first. */
-  private async begin(request: SignedRequest, message: OAuthMessage): Promise<{ p: ProtocolParameters; consumer: Consumer }> {
+  private begin(request: SignedRequest, message: OAuthMessage): Awaitable<{ p: ProtocolParameters; consumer: Consumer }> {
     const p = checkProtocolParameters(message, { now: this.now, windowSeconds: this.s.config.oauth1TimestampWindowSeconds, realm: this.realm });
-    const consumer = await this.consumer(p.consumerKey);
+    return andThen(this.consumer(p.consumerKey), (consumer) => this.methodAllowed(request, p, consumer));
+  }
+
+  private methodAllowed(request: SignedRequest, p: ProtocolParameters, consumer: Consumer): { p: ProtocolParameters; consumer: Consumer } {
     const allowed = allowedMethods(consumer, request.secure);
     if (!allowed.includes(p.signatureMethod)) {
       const why =
@@ -113,7 +121,7 @@ export class OAuth1Provider {
   }
 
   /** The signature with the consumer's key and the token secret, then the nonce. */
-  private async verify(request: SignedRequest, p: ProtocolParameters, consumer: Consumer, tokenSecret: string | undefined, hmacKey?: KeyObject): Promise<void> {
+  private verify(request: SignedRequest, p: ProtocolParameters, consumer: Consumer, tokenSecret: string | undefined, hmacKey?: KeyObject): Awaitable<void> {
     const secrets: SigningSecrets = consumer.rsaKey
       ? { rsaKey: consumer.rsaKey }
       : { consumerSecret: consumer.sharedSecret ?? '', ...(tokenSecret !== undefined ? { tokenSecret } : {}), hmacKey: hmacKey ?? (tokenSecret === undefined ? this.twoLeggedKey(consumer) : undefined) };
@@ -121,9 +129,9 @@ export class OAuth1Provider {
     // Remembered until no timestamp check could accept the request again (plus a minute of
     // clock difference between instances).
     const expiresAt = (p.timestamp + this.s.config.oauth1TimestampWindowSeconds + 60) * 1000;
-    if (!(await this.nonces.check(consumer.key, p.nonce, expiresAt))) {
-      throw this.problem('oauth1_nonce_used', { advice: 'This nonce was already used: every request needs a new oauth_nonce.' });
-    }
+    return andThen(this.nonces.check(consumer.key, p.nonce, expiresAt), (fresh) => {
+      if (!fresh) throw this.problem('oauth1_nonce_used', { advice: 'This nonce was already used: every request needs a new oauth_nonce.' });
+    });
   }
 
   /** The HMAC key of a consumer's 2-legged (and token-less) requests, made once per consumer record. */
@@ -207,9 +215,11 @@ export class OAuth1Provider {
     if (!record) throw new AppError('oauth1_token_rejected', { message: 'This authorization request is unknown or was already used. Go back to the application and start again.' });
     if (record.expiresAt <= this.now) throw new AppError('oauth1_token_expired', { message: 'This authorization request has expired. Go back to the application and start again.' });
     if (record.state !== 'pending') throw new AppError('oauth1_token_rejected', { message: 'This authorization request was already decided.' });
-    const consumer = await this.consumer(record.consumerKey).catch(() => {
-      throw new AppError('oauth1_consumer_key_unknown', { message: 'The application that asked is no longer linked.' });
-    });
+    const consumer = await Promise.resolve()
+      .then(() => this.consumer(record.consumerKey))
+      .catch(() => {
+        throw new AppError('oauth1_consumer_key_unknown', { message: 'The application that asked is no longer linked.' });
+      });
     if (consumer.linkId !== record.linkId) throw new AppError('oauth1_token_rejected', { message: 'This authorization request is not valid.' });
     if (!consumer.allow3LO) throw new AppError('oauth1_permission_denied', { message: `${consumer.name} may no longer ask users for access.` });
     return { record, consumer };
@@ -366,12 +376,17 @@ export class OAuth1Provider {
    * as the user named by `xoauth_requestor_id` (or the legacy `user_id`) when impersonation is
    * allowed, else as the consumer's "execute as" user or anonymously when 2LO is allowed.
    */
-  async authenticate(request: SignedRequest, message: OAuthMessage, connection: Connection): Promise<Principal> {
-    const { p, consumer } = await this.begin(request, message);
-    // What signed the request is not the host's business: oauth_* parameters are not passed on.
-    if (message.transports.has('query') || message.transports.has('body')) request.consume?.(isProtocolParameter);
-    if (p.token) return this.threeLegged(request, p, consumer, connection);
-    await this.verify(request, p, consumer, undefined);
+  authenticate(request: SignedRequest, message: OAuthMessage, connection: Connection): Awaitable<Principal> {
+    return andThen(this.begin(request, message), ({ p, consumer }) => {
+      // What signed the request is not the host's business: oauth_* parameters are not passed on.
+      if (message.transports.has('query') || message.transports.has('body')) request.consume?.(isProtocolParameter);
+      if (p.token) return this.threeLegged(request, p, consumer, connection);
+      return andThen(this.verify(request, p, consumer, undefined), () => this.twoLegged(p, consumer, connection));
+    });
+  }
+
+  /** A 2-legged request whose signature and nonce passed: as whom it acts. */
+  private async twoLegged(p: ProtocolParameters, consumer: Consumer, connection: Connection): Promise<Principal> {
     const link = { id: consumer.linkId, name: consumer.linkName };
     const requestor = this.requestorOf(p);
     if (requestor !== undefined) {
@@ -396,36 +411,44 @@ export class OAuth1Provider {
     return legacy[0]?.[1];
   }
 
-  private async threeLegged(request: SignedRequest, p: ProtocolParameters, consumer: Consumer, connection: Connection): Promise<Principal> {
+  private threeLegged(request: SignedRequest, p: ProtocolParameters, consumer: Consumer, connection: Connection): Awaitable<Principal> {
     const token = p.token!;
     if (!token.startsWith(ACCESS_TOKEN_PREFIX)) throw this.problem('oauth1_token_rejected', { advice: 'This is not an access token.' });
     // Keyed by the token itself (held for a second, beside its secret): a hit costs no hash.
-    let cached = this.accessCache.get(token);
-    if (!cached) {
-      const tokenHash = hashToken(token);
-      const record = await this.repo.findAccessToken(tokenHash);
-      if (!record) throw this.problem('oauth1_token_rejected', { advice: 'The access token is unknown.' });
-      cached = { record, secret: this.openSecret(record.secretSealed, sealContexts.accessSecret(tokenHash)) };
-      this.accessCache.set(token, cached, this.s.config.authCacheTtlMs, [
-        `user:${record.userId}`,
-        `link:${record.linkId}`,
-        `cred:${tokenHash}`,
-        `cred:oauth1:${record.userId}:${record.linkId}`,
-      ]);
-    }
+    const cached = this.accessCache.get(token);
+    return cached ? this.withAccessToken(request, p, consumer, connection, cached) : this.loadAccessToken(token).then((loaded) => this.withAccessToken(request, p, consumer, connection, loaded));
+  }
+
+  private async loadAccessToken(token: string): Promise<CachedAccess> {
+    const tokenHash = hashToken(token);
+    const record = await this.repo.findAccessToken(tokenHash);
+    if (!record) throw this.problem('oauth1_token_rejected', { advice: 'The access token is unknown.' });
+    const cached = { record, secret: this.openSecret(record.secretSealed, sealContexts.accessSecret(tokenHash)) };
+    this.accessCache.set(token, cached, this.s.config.authCacheTtlMs, [
+      `user:${record.userId}`,
+      `link:${record.linkId}`,
+      `cred:${tokenHash}`,
+      `cred:oauth1:${record.userId}:${record.linkId}`,
+    ]);
+    return cached;
+  }
+
+  private withAccessToken(request: SignedRequest, p: ProtocolParameters, consumer: Consumer, connection: Connection, cached: CachedAccess): Awaitable<Principal> {
     const { record } = cached;
     const tokenHash = record.tokenHash;
     if (record.linkId !== consumer.linkId || record.consumerKey !== consumer.key) throw this.problem('oauth1_token_rejected', { advice: 'The access token belongs to another consumer.' });
     if (consumer.sharedSecret !== null && cached.hmac?.consumer !== consumer) cached.hmac = { consumer, key: hmacKeyObject(consumer.sharedSecret, cached.secret) };
-    await this.verify(request, p, consumer, cached.secret, cached.hmac?.key);
-    if (record.revokedAt !== null) throw this.problem('oauth1_token_revoked', { advice: 'The authorization was revoked.' });
-    const now = this.now;
-    if (record.expiresAt <= now) throw this.problem('oauth1_token_expired', { advice: 'The access token has expired: renew it with oauth_session_handle.' });
-    if (!consumer.allow3LO) throw this.problem('oauth1_permission_denied', { advice: '3-legged OAuth is switched off for this consumer.' });
-    const user = await this.s.users.cached(record.userId);
-    if (!user || user.disabled) throw this.problem('oauth1_token_revoked', { advice: 'The user of this token is disabled or deleted.' });
-    this.lastUsed.note(tokenHash, now);
-    return { user: toPrincipalUser(user), link: { id: consumer.linkId, name: consumer.linkName }, authType: OAUTH1_TYPE, scopes: null, connection, warnings: [], credentialId: tokenHash };
+    return andThen(this.verify(request, p, consumer, cached.secret, cached.hmac?.key), () => {
+      if (record.revokedAt !== null) throw this.problem('oauth1_token_revoked', { advice: 'The authorization was revoked.' });
+      const now = this.now;
+      if (record.expiresAt <= now) throw this.problem('oauth1_token_expired', { advice: 'The access token has expired: renew it with oauth_session_handle.' });
+      if (!consumer.allow3LO) throw this.problem('oauth1_permission_denied', { advice: '3-legged OAuth is switched off for this consumer.' });
+      return andThen(this.s.users.cached(record.userId), (user) => {
+        if (!user || user.disabled) throw this.problem('oauth1_token_revoked', { advice: 'The user of this token is disabled or deleted.' });
+        this.lastUsed.note(tokenHash, now);
+        return { user: toPrincipalUser(user), link: { id: consumer.linkId, name: consumer.linkName }, authType: OAUTH1_TYPE, scopes: null, connection, warnings: [], credentialId: tokenHash };
+      });
+    });
   }
 
   // ---------------------------------------------------------------- authorized applications

@@ -53,6 +53,10 @@ export async function oauth1Routes(app: FastifyInstance, s: Services, provider: 
 
   // ------------------------------------------------ token endpoints and consumer info
   await app.register(async (api) => {
+    // RFC 5849 §3.5.2: only a form-encoded body carries parameters. Any other body is not read
+    // (as Jira's servlets ignore it), so it can neither be refused nor fail to parse.
+    api.removeAllContentTypeParsers();
+    api.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
     rawFormParser(api, s.config.bodyLimit);
     api.setErrorHandler((error, request, reply) => {
       const e = toAppError(error);
@@ -63,7 +67,7 @@ export async function oauth1Routes(app: FastifyInstance, s: Services, provider: 
     // The servlets implement POST only (PROTOCOLS.md §1.1).
     for (const url of [REQUEST_TOKEN_PATH, ACCESS_TOKEN_PATH]) {
       api.route({
-        method: ['GET', 'PUT', 'PATCH', 'DELETE'],
+        method: ['GET', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
         url,
         schema: { hide: true },
         handler: async () => {
