@@ -19,9 +19,17 @@ export interface Proc {
   stop(): Promise<void>;
 }
 
+/** Every process a run started: none outlives the run, however it ends (an upstream left behind would load the next run's core). */
+const children = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+});
+
 /** Spawns `node <args>` pinned to a core and waits for it to print `listening <url>` (or a line matching `ready`). */
 export function spawnPinned(core: string, args: string[], env: Record<string, string>, ready: RegExp): Promise<Proc & { child: ChildProcess; output: () => string }> {
   const child = spawn('taskset', ['-c', core, process.execPath, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
   let out = '';
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`process did not start: ${args.join(' ')}\n${out}`)), 30_000);

@@ -78,6 +78,9 @@ export function createGatewayHandler(s: Services): GatewayHandler {
    */
   function prepare(req: IncomingMessage, res: ServerResponse): Awaitable<Outbound | undefined> {
     const path = req.url ?? '/';
+    // Only origin-form targets (RFC 9112 §3.2.1) name a resource of the host: `*` and absolute
+    // forms are for servers and forward proxies, which the gateway is not.
+    if (path.charCodeAt(0) !== 47 /* / */) throw new AppError('invalid_request', { message: 'The request target must be a path (origin-form).' });
     const q = path.indexOf('?');
     if (isOwnedPath(owned, q < 0 ? path : path.slice(0, q))) throw new AppError('not_found');
     const authRequest = createAuthRequest({

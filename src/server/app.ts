@@ -7,7 +7,8 @@ import FindMyWay, { type HTTPMethod } from 'find-my-way';
 import { createGatewayHandler, gateway, isOwnedPath, ownedPrefixes } from '../gateway/gateway.js';
 import { APPLINKS_VERSION } from '../services/identity.js';
 import type { Services } from '../services/index.js';
-import { jsonErrorHandler, logError, toAppError } from './errors.js';
+import { AppError } from '../errors/index.js';
+import { jsonErrorHandler, logError, sendJsonError, toAppError } from './errors.js';
 import { lazyChildLogger } from './logger.js';
 import type { Logger } from 'pino';
 import { accountPages } from './pages/account.js';
@@ -85,6 +86,8 @@ export async function buildApp(s: Services): Promise<FastifyInstance> {
   }
   app.setValidatorCompiler(validatorCompiler);
   app.setErrorHandler(jsonErrorHandler);
+  // An owned path with a method no route takes (WebDAV verbs, TRACE): the catalog's shape, not Fastify's.
+  app.setNotFoundHandler((_request, reply) => sendJsonError(reply, new AppError('not_found')));
 
   await app.register(swagger, {
     openapi: {

@@ -52,8 +52,8 @@ export class ApiTokenService {
     await this.store.transaction(async (repos) => {
       const user = await repos.users.findById(userId);
       if (!user) throw new AppError('not_found', { message: 'No such user.' });
-      const link = record.linkId ? await repos.links.findById(record.linkId) : undefined;
-      if (record.linkId && !link) throw new AppError('validation_failed', { field: 'linkId', message: 'linkId: no such application link.' });
+      const link = record.linkId !== null ? await repos.links.findById(record.linkId) : undefined;
+      if (record.linkId !== null && !link) throw new AppError('validation_failed', { field: 'linkId', message: 'linkId: no such application link.' });
       await repos.apiTokens.create(record);
       await this.audit.record(
         actor,

@@ -168,6 +168,16 @@ describe.each(DIALECTS)('core server on %s', (dialect) => {
     expect((await h.inject({ url: '/api/v1/links/nope', headers: admin })).statusCode).toBe(404);
     expect((await h.inject({ url: '/api/v1/nothing-here', headers: admin })).statusCode).toBe(404);
     expect(await h.services.users.findByUsername('x1')).toBeUndefined();
+    // Numbers past what the store holds exactly, and an empty link id, are the caller's error.
+    for (const offset of ['9223372036854775808', '1e19']) {
+      const res = await h.inject({ url: `/api/v1/users?offset=${offset}`, headers: admin });
+      expect([res.statusCode, json(res).error, json(res).field], offset).toEqual([400, 'validation_failed', 'offset']);
+    }
+    const erin = json(await h.inject({ method: 'POST', url: '/api/v1/users', headers: admin, payload: { username: 'emptylink' } }));
+    for (const [url, headers] of [[`/api/v1/users/${erin.id as string}/tokens`, admin], ['/api/v1/me/tokens', admin]] as const) {
+      const res = await h.inject({ method: 'POST', url, headers, payload: { name: 't', linkId: '' } });
+      expect([res.statusCode, json(res).error, json(res).field], url).toEqual([400, 'validation_failed', 'linkId']);
+    }
   });
 
   it('refuses a NUL character in any text field with a 400 naming it, on every store', async () => {

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import { request as httpRequest } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
 import { SignJWT, generateKeyPair } from 'jose';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -133,6 +134,37 @@ describe('gateway in front of a host', () => {
     expect(upstream.seen.length).toBe(before);
   });
 
+  it('forwards a body sent after 100 Continue, without the Expect header the host never needs', async () => {
+    const body = randomBytes(256 * 1024);
+    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = httpRequest(`${base}/upload`, { method: 'POST', headers: { authorization: alice.bearer, expect: '100-continue', 'content-length': body.length, 'content-type': 'application/octet-stream' } });
+      req.on('continue', () => req.end(body));
+      req.on('response', (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (c: string) => (text += c)).on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      });
+      req.on('error', reject);
+    });
+    expect(status).toBe(200);
+    const echoed = JSON.parse(text) as SeenRequest;
+    expect(echoed.bodySha256).toBe(createHash('sha256').update(body).digest('hex'));
+    expect(echoed.headers.expect).toBeUndefined();
+    expect(echoed.headers['x-applinks-user']).toBe('alice');
+  });
+
+  it('refuses request targets that are not paths (asterisk and absolute forms) with 400, and owned paths answer unknown methods in the catalog shape', async () => {
+    const before = upstream.seen.length;
+    for (const line of ['OPTIONS * HTTP/1.1', 'GET http://evil.example/x HTTP/1.1']) {
+      const raw = await rawExchange(base, `${line}\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
+      expect(raw, line).toMatch(/^HTTP\/1\.1 400 /);
+      expect(raw).toContain('"error":"invalid_request"');
+    }
+    expect(upstream.seen.length).toBe(before);
+    const res = await request(`${base}/api/v1/me`, { method: 'PROPFIND', headers: { authorization: alice.bearer } });
+    expect(res.statusCode).toBe(404);
+    expect(await res.body.json()).toMatchObject({ error: 'not_found' });
+  });
+
   it('answers 502 when the host is down', async () => {
     const down = await createHarness('sqlite', { config: { upstreamUrl: 'http://127.0.0.1:9' } });
     try {
@@ -194,3 +226,13 @@ describe('forward-auth', () => {
     expect(originalRequest(explicit, fake('10.1.2.3', { 'x-forwarded-uri': '/rest/x', 'x-forwarded-host': 'other.example', 'x-forwarded-proto': 'http' }))).toEqual({ method: 'GET', methodKnown: false, url: 'https://jira.example.com/ctx/rest/x' });
   });
 });
+
+/** Sends `text` as it is on a new connection and answers everything the server wrote until it closed. */
+async function rawExchange(base: string, text: string): Promise<string> {
+  const { hostname, port } = new URL(base);
+  return new Promise<string>((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => socket.end(text));
+    let out = '';
+    socket.setEncoding('latin1').on('data', (c: string) => (out += c)).on('end', () => resolve(out)).on('error', reject);
+  });
+}

@@ -287,10 +287,20 @@ describe.each(DIALECTS)('OAuth 1.0a provider on %s', (dialect) => {
     expect(expectProblem(badCallback, 'parameter_rejected', 400).oauth_parameters_rejected).toBe('oauth_callback');
     const noCallback = await signedInject(h, rsa, { method: 'POST', path: REQUEST_TOKEN });
     expect(expectProblem(noCallback, 'parameter_absent', 400).oauth_parameters_absent).toBe('oauth_callback');
-    // GET on the token endpoints.
-    const get = await h.inject({ url: REQUEST_TOKEN });
-    expect(get.statusCode).toBe(405);
-    expect(get.headers.allow).toBe('POST');
+    // A body that is not form-encoded carries no parameters (RFC 5849 §3.5.2): it is not read,
+    // whatever it holds, and the signed request is answered as without it.
+    for (const [type, payload] of [['application/json', '{bad'], ['application/octet-stream', 'x'], [undefined, 'x']] as const) {
+      const headers: Record<string, string> = { authorization: authHeader(rsa, { method: 'POST', path: REQUEST_TOKEN, oauth: { oauth_callback: 'oob' }, now: h.clock.now() }) };
+      if (type) headers['content-type'] = type;
+      const res = await h.inject({ method: 'POST', url: REQUEST_TOKEN, headers, payload });
+      expect([res.statusCode, formOf(res).oauth_callback_confirmed], type).toEqual([200, 'true']);
+    }
+    // GET (and OPTIONS) on the token endpoints.
+    for (const method of ['GET', 'OPTIONS'] as const) {
+      const get = await h.inject({ method, url: REQUEST_TOKEN });
+      expect(get.statusCode).toBe(405);
+      expect(get.headers.allow).toBe('POST');
+    }
     // Nothing of this was a server error.
     expect(h.logs.filter((l) => /"level":50/.test(l))).toEqual([]);
   });

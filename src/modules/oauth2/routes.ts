@@ -79,7 +79,7 @@ export async function oauth2Routes(app: FastifyInstance, s: Services, oauth: OAu
 
     // RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662 §2.1: these endpoints take POST only.
     api.route({
-      method: ['GET', 'PUT', 'PATCH', 'DELETE'],
+      method: ['GET', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
       url: `${OAUTH2_PATHS.prefix}/:endpoint(^token$|^revoke$|^introspect$)`,
       schema: { hide: true },
       handler: async () => {

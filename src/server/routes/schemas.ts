@@ -53,7 +53,7 @@ export const UserListQuery = Type.Object(
   {
     search: Type.Optional(Type.String({ maxLength: 200 })),
     limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }),
-    offset: Type.Integer({ minimum: 0, default: 0 }),
+    offset: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0 }),
   },
   { additionalProperties: false },
 );
@@ -71,7 +71,7 @@ export const ApiTokenCreate = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 200 }),
     expiresAt: Type.Optional(Nullable(Type.String({ format: 'date-time', description: 'Optional expiry; absent or null never expires.' }))),
-    linkId: Type.Optional(Nullable(Type.String({ maxLength: 100, description: 'Issue the token for this application link.' }))),
+    linkId: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: 100, description: 'Issue the token for this application link.' }))),
   },
   { additionalProperties: false },
 );
