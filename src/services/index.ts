@@ -82,7 +82,7 @@ export async function createServices(config: Config, options: CreateServicesOpti
   const unlock = options.background && sqliteFile && sqliteFile !== ':memory:' ? lockEmbeddedStore(path.resolve(sqliteFile)) : () => undefined;
   let store: Store;
   try {
-    store = await Store.open(config.databaseUrl, options.storeOptions);
+    store = await Store.open(config.databaseUrl, { ...options.storeOptions, backgroundCheckpoints: options.background === true });
   } catch (error) {
     unlock();
     throw error;

@@ -3,6 +3,7 @@ import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, sql, type SqliteDatabase, type Transaction } from 'kysely';
 import pg from 'pg';
+import { startCheckpointer, type Checkpointer } from './checkpointer.js';
 import { migrations } from './migrations/index.js';
 import type { Database } from './schema.js';
 
@@ -30,7 +31,12 @@ export interface Capabilities {
    * are names from the code, never from a request.
    */
   appendRows(db: Kysely<Database>, table: string, columns: readonly string[], rows: ReadonlyArray<readonly unknown[]>): Promise<void>;
+  /** Stops the store's own background work (the embedded store's checkpoint thread) before it is closed. */
+  stopBackground(): Promise<void>;
 }
+
+/** How often the serving process checkpoints the embedded store's write-ahead log. */
+const CHECKPOINT_INTERVAL_MS = 1000;
 
 const quoteId = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
@@ -65,6 +71,11 @@ export interface OpenOptions {
   schema?: string;
   /** PostgreSQL pool size. */
   poolSize?: number;
+  /**
+   * SQLite only: checkpoint the write-ahead log from a worker thread instead of inside the
+   * request that fills it (see checkpointer.ts). For the serving process, which owns the file.
+   */
+  backgroundCheckpoints?: boolean;
 }
 
 /** Opens the store named by a `sqlite:<path>` or `postgres://` URL. Does not migrate. */
@@ -80,6 +91,16 @@ export function openDatabase(url: string, options: OpenOptions = {}): OpenedData
     sqlite.pragma('busy_timeout = 5000');
     // Deleted and overwritten content is zeroed, so revoked secrets do not linger in free pages.
     sqlite.pragma('secure_delete = ON');
+    let checkpointer: Checkpointer | undefined;
+    if (options.backgroundCheckpoints && file !== ':memory:') {
+      sqlite.pragma('wal_autocheckpoint = 0');
+      // The log is emptied by each complete checkpoint; this keeps its file from staying large.
+      sqlite.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
+      checkpointer = startCheckpointer(file, CHECKPOINT_INTERVAL_MS, () => {
+        // Never let the log grow without bound: back to checkpoints in the serving connection.
+        if (sqlite.open) sqlite.pragma('wal_autocheckpoint = 1000');
+      });
+    }
     return {
       db: new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) }),
       capabilities: {
@@ -90,6 +111,7 @@ export function openDatabase(url: string, options: OpenOptions = {}): OpenedData
         },
         // The transaction's first write (the bookkeeping table) takes SQLite's write lock.
         lockMigrations: async () => undefined,
+        stopBackground: async () => checkpointer?.stop(),
         appendRows: async (db, table, columns, rows) => {
           if (rows.length === 0) return;
           const key = `${table}(${columns.join(',')})`;
@@ -132,6 +154,7 @@ export function openDatabase(url: string, options: OpenOptions = {}): OpenedData
         dialect: 'postgres',
         shared: true,
         purgeOldVersions: async () => undefined,
+        stopBackground: async () => undefined,
         lockMigrations: async (trx) => {
           await sql`select pg_advisory_xact_lock(hashtext(${'applinks-migrations:'} || current_schema()))`.execute(trx);
         },

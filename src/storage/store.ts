@@ -71,6 +71,7 @@ export class Store implements Repositories {
     try {
       await migrate(db, capabilities, options.schema);
     } catch (error) {
+      await capabilities.stopBackground();
       await db.destroy();
       throw error;
     }
@@ -86,6 +87,7 @@ export class Store implements Repositories {
   }
 
   async close(): Promise<void> {
+    await this.capabilities.stopBackground();
     await this.db.destroy();
   }
 }
