@@ -170,10 +170,13 @@ export function printTable(results: Map<string, RunResult[]>, baseline: string):
       fmt(median(runs.map((r) => r.p99)), 1),
       `${fmt(median(cpu), 1)} (${fmt(Math.min(...cpu), 1)}–${fmt(Math.max(...cpu), 1)})`,
       `${fmt((median(rps) / baseRps) * 100)}%`,
+      `${fmt(median(runs.map((r, i) => r.rps / base[i]!.rps)) * 100)}%`,
       `${fmt(median(cpu) / baseCpu, 2)}×`,
     ];
   });
-  const head = ['configuration', 'req/s median (min–max)', 'p99 ms', 'CPU µs/req (min–max)', `req/s vs ${baseline}`, 'CPU vs baseline'];
+  // Beside the ratio of medians, the median of each round's ratio: a round's runs are minutes
+  // apart, not tens of minutes, so it pairs figures the machine's drift has touched alike.
+  const head = ['configuration', 'req/s median (min–max)', 'p99 ms', 'CPU µs/req (min–max)', `req/s vs ${baseline}`, 'same, per round', 'CPU vs baseline'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
   console.log(line(head));
