@@ -2,10 +2,9 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import { Pool } from 'undici';
 import { AppError } from '../errors/index.js';
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1) and those the forwarder sets itself. */
 /**
- * Headers of this connection only, never forwarded. `expect` among them: Node's server has
- * already answered `100-continue` to the client, and undici refuses to send it.
+ * Hop-by-hop headers (RFC 9110 §7.6.1) and those the forwarder sets itself. `expect` among them:
+ * Node's server has already answered `100-continue` to the client, and undici refuses to send it.
  */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'trailers', 'transfer-encoding', 'upgrade', 'host', 'expect']);
 

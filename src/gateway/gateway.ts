@@ -6,6 +6,7 @@ import { AppError } from '../errors/index.js';
 import { withoutCookie } from '../modules/core/cookies.js';
 import type { Services } from '../services/index.js';
 import { SESSION_COOKIE } from '../services/sessions.js';
+import { leaveBodiesUnread } from '../server/body-parsers.js';
 import { CSRF_COOKIE } from '../server/csrf.js';
 import { toAppError } from '../server/errors.js';
 import { andThen, type Awaitable } from '../util/awaitable.js';
@@ -173,8 +174,7 @@ const dropUntrustedWithAuthorization = (name: string): boolean => dropWithAuthor
  * Registered last, in its own context, where bodies are not parsed but streamed through.
  */
 export async function gateway(app: FastifyInstance, handler: GatewayHandler): Promise<void> {
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
+  leaveBodiesUnread(app);
   const route = async (request: { raw: IncomingMessage }, reply: { hijack(): void; raw: ServerResponse }) => {
     reply.hijack();
     handler.handle(request.raw, reply.raw);

@@ -215,11 +215,12 @@ export class OAuth1Provider {
     if (!record) throw new AppError('oauth1_token_rejected', { message: 'This authorization request is unknown or was already used. Go back to the application and start again.' });
     if (record.expiresAt <= this.now) throw new AppError('oauth1_token_expired', { message: 'This authorization request has expired. Go back to the application and start again.' });
     if (record.state !== 'pending') throw new AppError('oauth1_token_rejected', { message: 'This authorization request was already decided.' });
-    const consumer = await Promise.resolve()
-      .then(() => this.consumer(record.consumerKey))
-      .catch(() => {
-        throw new AppError('oauth1_consumer_key_unknown', { message: 'The application that asked is no longer linked.' });
-      });
+    let consumer: Consumer;
+    try {
+      consumer = await this.consumer(record.consumerKey);
+    } catch {
+      throw new AppError('oauth1_consumer_key_unknown', { message: 'The application that asked is no longer linked.' });
+    }
     if (consumer.linkId !== record.linkId) throw new AppError('oauth1_token_rejected', { message: 'This authorization request is not valid.' });
     if (!consumer.allow3LO) throw new AppError('oauth1_permission_denied', { message: `${consumer.name} may no longer ask users for access.` });
     return { record, consumer };

@@ -5,6 +5,7 @@ import { collectParameters, MalformedOAuth, queryOf, type OAuthMessage } from '.
 import type { Services } from '../../services/index.js';
 import { SESSION_COOKIE } from '../../services/sessions.js';
 import { toPrincipalUser } from '../../services/users.js';
+import { leaveBodiesUnread, rawFormParser } from '../../server/body-parsers.js';
 import { checkCsrf, CSRF_FIELD, issueCsrfToken } from '../../server/csrf.js';
 import { logError, sendJsonError, toAppError } from '../../server/errors.js';
 import { sendPage } from '../../server/pages/html.js';
@@ -20,14 +21,6 @@ export const ACCESS_TOKEN_PATH = '/plugins/servlet/oauth/access-token';
 export const CONSUMER_INFO_PATH = '/plugins/servlet/oauth/consumer-info';
 /** The account page's "Forget" buttons post to `<prefix>/<linkId>/forget`. */
 export const FORGET_PATH_PREFIX = `${ACCOUNT_PATH}/oauth1`;
-
-const FORM = 'application/x-www-form-urlencoded';
-
-/** Form bodies as URLSearchParams, repeated parameters kept (they are signed, and singletons must be refused). */
-function rawFormParser(app: FastifyInstance, limit: number): void {
-  app.removeContentTypeParser(FORM);
-  app.addContentTypeParser(FORM, { parseAs: 'string', bodyLimit: limit }, (_request, body, done) => done(null, new URLSearchParams(String(body))));
-}
 
 function bodyForm(request: FastifyRequest): URLSearchParams | undefined {
   return request.body instanceof URLSearchParams ? request.body : undefined;
@@ -55,8 +48,7 @@ export async function oauth1Routes(app: FastifyInstance, s: Services, provider: 
   await app.register(async (api) => {
     // RFC 5849 §3.5.2: only a form-encoded body carries parameters. Any other body is not read
     // (as Jira's servlets ignore it), so it can neither be refused nor fail to parse.
-    api.removeAllContentTypeParsers();
-    api.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
+    leaveBodiesUnread(api);
     rawFormParser(api, s.config.bodyLimit);
     api.setErrorHandler((error, request, reply) => {
       const e = toAppError(error);

@@ -17,6 +17,7 @@ import { capForUser } from '../../protocols/oauth2/scopes.js';
 import { API_TOKEN_PREFIX } from '../../services/api-tokens.js';
 import type { Services } from '../../services/index.js';
 import { SESSION_COOKIE } from '../../services/sessions.js';
+import { FORM, rawFormParser } from '../../server/body-parsers.js';
 import { checkCsrf, CSRF_FIELD, issueCsrfToken } from '../../server/csrf.js';
 import { logError, toAppError } from '../../server/errors.js';
 import { sendPage } from '../../server/pages/html.js';
@@ -25,17 +26,9 @@ import { readCookie } from '../core/cookies.js';
 import { authorizationErrorPage, consentPage, FORWARDED_PARAMS } from './consent.js';
 import type { OAuth2Service } from './service.js';
 
-const FORM = 'application/x-www-form-urlencoded';
-
 /** Token-endpoint responses must not be cached (RFC 6749 §5.1). */
 function noStore(reply: FastifyReply): FastifyReply {
   return reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
-}
-
-/** Parses form bodies keeping repeated parameters visible (RFC 6749 §3.2 forbids them; @fastify/formbody would merge them). */
-function formParser(app: FastifyInstance, limit: number): void {
-  app.removeContentTypeParser(FORM);
-  app.addContentTypeParser(FORM, { parseAs: 'string', bodyLimit: limit }, (_request, body, done) => done(null, new URLSearchParams(String(body))));
 }
 
 /** The parameters of a POST: RFC 6749 §3.2 requires the form encoding. */
@@ -67,7 +60,7 @@ export async function oauth2Routes(app: FastifyInstance, s: Services, oauth: OAu
 
   // ------------------------------------------------ token, revocation, introspection (JSON errors)
   await app.register(async (api) => {
-    formParser(api, s.config.bodyLimit);
+    rawFormParser(api, s.config.bodyLimit);
     api.setErrorHandler((error, request, reply) => {
       let e = toAppError(error);
       // RFC 6749 §5.2 has no 415: a body in another encoding is a malformed request.
@@ -149,7 +142,7 @@ export async function oauth2Routes(app: FastifyInstance, s: Services, oauth: OAu
 
   // ------------------------------------------------ authorization endpoint and consent (pages and redirects)
   await app.register(async (pages) => {
-    formParser(pages, s.config.bodyLimit);
+    rawFormParser(pages, s.config.bodyLimit);
     pages.setErrorHandler((error, request, reply) => {
       const e = toAppError(error);
       logError(request, e);
