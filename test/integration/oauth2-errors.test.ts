@@ -362,6 +362,37 @@ describe.each(DIALECTS)('OAuth 2.0 errors on %s', (dialect) => {
     expect((await refresh(t2.refresh_token)).statusCode).toBe(400);
   });
 
+  it('answers CORS for browser-based clients on the metadata, token and revocation endpoints, never on introspection', async () => {
+    const origin = { origin: 'https://spa.example' };
+    for (const [url, methods] of [
+      [TOKEN, 'POST, OPTIONS'],
+      [REVOKE, 'POST, OPTIONS'],
+      ['/.well-known/oauth-authorization-server', 'GET, HEAD, OPTIONS'],
+    ] as const) {
+      const pre = await h.inject({ method: 'OPTIONS', url, headers: { ...origin, 'access-control-request-method': methods.split(',')[0]!, 'access-control-request-headers': 'content-type' } });
+      expect([pre.statusCode, pre.headers['access-control-allow-origin'], pre.headers.allow, pre.headers['access-control-allow-methods']], url).toEqual([204, '*', methods, methods]);
+      expect(String(pre.headers['access-control-allow-headers'])).toMatch(/Content-Type/);
+      // No credentials mode: these endpoints never read cookies.
+      expect(pre.headers['access-control-allow-credentials']).toBeUndefined();
+    }
+    expect((await h.inject({ url: '/.well-known/oauth-authorization-server', headers: origin })).headers['access-control-allow-origin']).toBe('*');
+    // Successes and errors alike are readable by the page.
+    const issued = await post(h, TOKEN, service, { grant_type: 'client_credentials' }, origin);
+    expect([issued.statusCode, issued.headers['access-control-allow-origin']]).toEqual([200, '*']);
+    const refused = await tokenForm({ grant_type: 'client_credentials' }, { ...origin, authorization: basicFor(service, 'wrong') });
+    expect([refused.statusCode, refused.headers['access-control-allow-origin'], refused.headers['access-control-expose-headers']]).toEqual([401, '*', 'WWW-Authenticate']);
+    const revoked = await post(h, REVOKE, service, { token: json<Tokens>(issued).access_token }, origin);
+    expect([revoked.statusCode, revoked.headers['access-control-allow-origin']]).toEqual([200, '*']);
+    // Introspection is server to server: OPTIONS says what it takes, with no CORS grant.
+    const introspectPre = await h.inject({ method: 'OPTIONS', url: INTROSPECT, headers: { ...origin, 'access-control-request-method': 'POST' } });
+    expect([introspectPre.statusCode, introspectPre.headers.allow, introspectPre.headers['access-control-allow-origin']]).toEqual([204, 'POST, OPTIONS', undefined]);
+    const introspected = await post(h, INTROSPECT, confidential, { token: 'alat_nothing' }, origin);
+    expect([introspected.statusCode, introspected.headers['access-control-allow-origin']]).toEqual([200, undefined]);
+    // Other methods still get the RFC's error, with Allow.
+    const get = await h.inject({ url: TOKEN });
+    expect([get.statusCode, json(get).error, get.headers.allow]).toEqual([400, 'invalid_request', 'POST, OPTIONS']);
+  });
+
   it('presenting a replaced successor revokes the grant', async () => {
     const t0 = await exchange(h, confidential, await code());
     const refresh = (token: string | undefined) => post(h, TOKEN, confidential, { grant_type: 'refresh_token', refresh_token: token });

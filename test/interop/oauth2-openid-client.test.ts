@@ -1,3 +1,7 @@
+import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import * as oauth from 'oauth4webapi';
 import * as client from 'openid-client';
 import { chromium, type Browser } from 'playwright-core';
@@ -189,4 +193,96 @@ describe.each(DIALECTS)('OAuth 2.0 with openid-client, oauth4webapi and Chromium
     await oauth.processRevocationResponse(await oauth.revocationRequest(as, c, auth, refreshed.refresh_token!, { [oauth.allowInsecureRequests]: true }));
     await expectChallenge(oauth.protectedResourceRequest(refreshed.access_token, 'GET', new URL(`${base}/wiki/page`), undefined, undefined, { [oauth.allowInsecureRequests]: true }), 401, 'invalid_token');
   });
+  it('oauth4webapi in the browser: a single-page app on another origin does the whole flow through CORS', async () => {
+    const registered = await h.inject({
+      method: 'POST',
+      url: '/api/v1/oauth2/clients',
+      headers: { authorization: h.adminBasic },
+      payload: { name: 'Board SPA', confidential: false, redirectUris: ['http://127.0.0.1/app'], scopes: ['READ'] },
+    });
+    const { clientId } = JSON.parse(registered.body) as { clientId: string };
+    const spa = await spaServer(base, clientId);
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(`${spa.url}/app`);
+      await page.waitForSelector('#username');
+      await page.fill('#username', 'alice');
+      await page.fill('#password', 'alice-password');
+      await page.click('button[type=submit]');
+      await page.waitForSelector('#allow');
+      await page.click('#allow');
+      await page.waitForSelector('body[data-done]');
+      const result = JSON.parse((await page.textContent('#out')) ?? '{}') as Record<string, unknown>;
+      expect(result).toMatchObject({ ok: true, scope: 'READ', reuse: 'invalid_grant', introspection: 'blocked' });
+      // The page's origin is another port of the same host: the browser enforced CORS on every call.
+      expect(new URL(spa.url).origin).not.toBe(new URL(base).origin);
+      // Revoking from the page ended the whole grant, the access token of the refresh too.
+      await expectChallenge(oauth.protectedResourceRequest(String(result.access), 'GET', new URL(`${base}/wiki/page`), undefined, undefined, { [oauth.allowInsecureRequests]: true }), 401, 'invalid_token');
+    } finally {
+      await context.close();
+      await spa.close();
+    }
+  });
 });
+
+/**
+ * A single-page app on its own origin: oauth4webapi's browser build, and a page that discovers
+ * the server, sends the user to consent with PKCE, then exchanges the code, refreshes, revokes
+ * and tries the revoked token again with fetch from the page; it also tries introspection, which
+ * grants no CORS, to show the browser enforces it. It writes what happened into #out.
+ */
+async function spaServer(issuer: string, clientId: string): Promise<{ url: string; close(): Promise<void> }> {
+  const library = await readFile(fileURLToPath(import.meta.resolve('oauth4webapi')));
+  const html = `<!doctype html><title>Board</title><pre id="out">working</pre>
+<script type="module">
+import * as oauth from '/oauth4webapi.js';
+const insecure = { [oauth.allowInsecureRequests]: true };
+const done = (result) => { document.getElementById('out').textContent = JSON.stringify(result); document.body.dataset.done = '1'; };
+try {
+  const issuer = new URL(${JSON.stringify(issuer)});
+  const as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }));
+  const client = { client_id: ${JSON.stringify(clientId)} };
+  const redirectUri = location.origin + '/app';
+  if (!new URLSearchParams(location.search).has('code')) {
+    const verifier = oauth.generateRandomCodeVerifier();
+    const state = oauth.generateRandomState();
+    sessionStorage.setItem('pkce', JSON.stringify({ verifier, state }));
+    const url = new URL(as.authorization_endpoint);
+    url.search = new URLSearchParams({ client_id: client.client_id, redirect_uri: redirectUri, response_type: 'code', scope: 'READ', state,
+      code_challenge: await oauth.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' }).toString();
+    location.assign(url.href);
+  } else {
+    const { verifier, state } = JSON.parse(sessionStorage.getItem('pkce'));
+    const params = oauth.validateAuthResponse(as, client, new URL(location.href), state);
+    const tokens = await oauth.processAuthorizationCodeResponse(as, client,
+      await oauth.authorizationCodeGrantRequest(as, client, oauth.None(), params, redirectUri, verifier, insecure));
+    const refreshed = await oauth.processRefreshTokenResponse(as, client, await oauth.refreshTokenGrantRequest(as, client, oauth.None(), tokens.refresh_token, insecure));
+    await oauth.processRevocationResponse(await oauth.revocationRequest(as, client, oauth.None(), tokens.refresh_token, insecure));
+    let reuse = 'accepted';
+    try {
+      await oauth.processRefreshTokenResponse(as, client, await oauth.refreshTokenGrantRequest(as, client, oauth.None(), tokens.refresh_token, insecure));
+    } catch (e) { reuse = e.error ?? String(e); }
+    let introspection = 'readable';
+    try {
+      await fetch(as.introspection_endpoint, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'token=x' });
+    } catch { introspection = 'blocked'; }
+    done({ ok: true, scope: refreshed.scope, access: refreshed.access_token, reuse, introspection });
+  }
+} catch (e) { done({ ok: false, error: String(e), cause: String(e.cause ?? '') }); }
+</script>`;
+  const server = createServer((req, res) => {
+    if (req.url === '/oauth4webapi.js') {
+      res.writeHead(200, { 'content-type': 'text/javascript' });
+      res.end(library);
+    } else if (req.url?.startsWith('/app')) {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end(html);
+    } else {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}

@@ -31,6 +31,28 @@ function noStore(reply: FastifyReply): FastifyReply {
   return reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
 }
 
+/**
+ * CORS on what a browser-based client calls itself (the metadata, token and revocation
+ * endpoints; OAuth 2.0 for Browser-Based Applications §6.3.1): any origin, without credentials.
+ * These endpoints never read cookies, and what they take (a code with its PKCE verifier, a
+ * refresh token, a client secret) proves itself whichever page sends it. Introspection is for
+ * confidential clients and the host, server to server, and gets none.
+ */
+function cors(reply: FastifyReply): FastifyReply {
+  return reply.header('access-control-allow-origin', '*').header('access-control-expose-headers', 'WWW-Authenticate');
+}
+
+/** Answers OPTIONS: `Allow`, and the CORS preflight of {@link cors} (cached by browsers for two hours). */
+function preflight(reply: FastifyReply, methods: string): FastifyReply {
+  return cors(reply)
+    .code(204)
+    .header('allow', methods)
+    .header('access-control-allow-methods', methods)
+    .header('access-control-allow-headers', 'Authorization, Content-Type')
+    .header('access-control-max-age', '7200')
+    .send();
+}
+
 /** The parameters of a POST: RFC 6749 §3.2 requires the form encoding. */
 function bodyParams(request: FastifyRequest): OAuthParams {
   const body = request.body;
@@ -54,9 +76,11 @@ export async function oauth2Routes(app: FastifyInstance, s: Services, oauth: OAu
   const realm = s.config.appName;
 
   const metadata = async (_request: FastifyRequest, reply: FastifyReply) =>
-    reply.header('cache-control', 'public, max-age=300').send(authorizationServerMetadata(oauth.issuer, s.config.baseUrl));
-  app.get(OAUTH2_PATHS.metadata, { schema: { hide: true } }, metadata);
-  app.get(OAUTH2_PATHS.metadataDataCenter, { schema: { hide: true } }, metadata);
+    cors(reply).header('cache-control', 'public, max-age=300').send(authorizationServerMetadata(oauth.issuer, s.config.baseUrl));
+  for (const url of [OAUTH2_PATHS.metadata, OAUTH2_PATHS.metadataDataCenter]) {
+    app.get(url, { schema: { hide: true } }, metadata);
+    app.options(url, { schema: { hide: true } }, async (_request, reply) => preflight(reply, 'GET, HEAD, OPTIONS'));
+  }
 
   // ------------------------------------------------ token, revocation, introspection (JSON errors)
   await app.register(async (api) => {
@@ -67,18 +91,24 @@ export async function oauth2Routes(app: FastifyInstance, s: Services, oauth: OAu
       if (e.code === 'unsupported_media_type') e = new AppError('oauth2_invalid_request', { message: `The request body must be ${FORM}.` });
       logError(request, e);
       if (e.code === 'oauth2_invalid_client' && e.headers['www-authenticate'] === undefined) e.headers['www-authenticate'] = clientChallenge(realm);
+      // A browser-based client reads its errors too.
+      if (request.routeOptions.url !== OAUTH2_PATHS.introspect) cors(reply);
       return noStore(reply.code(e.status).headers(e.headers)).send(tokenErrorBody(oauth2ErrorOf(e.code), e.status >= 500 ? undefined : e.message));
     });
 
     // RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662 §2.1: these endpoints take POST only.
     api.route({
-      method: ['GET', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
+      method: ['GET', 'PUT', 'PATCH', 'DELETE'],
       url: `${OAUTH2_PATHS.prefix}/:endpoint(^token$|^revoke$|^introspect$)`,
       schema: { hide: true },
       handler: async () => {
-        throw new AppError('oauth2_invalid_request', { message: 'Use POST with an application/x-www-form-urlencoded body.', headers: { allow: 'POST' } });
+        throw new AppError('oauth2_invalid_request', { message: 'Use POST with an application/x-www-form-urlencoded body.', headers: { allow: 'POST, OPTIONS' } });
       },
     });
+    // OPTIONS says what they take; for the token and revocation endpoints it is a CORS preflight.
+    api.options(OAUTH2_PATHS.token, { schema: { hide: true } }, async (_request, reply) => preflight(reply, 'POST, OPTIONS'));
+    api.options(OAUTH2_PATHS.revoke, { schema: { hide: true } }, async (_request, reply) => preflight(reply, 'POST, OPTIONS'));
+    api.options(OAUTH2_PATHS.introspect, { schema: { hide: true } }, async (_request, reply) => reply.code(204).header('allow', 'POST, OPTIONS').send());
 
     api.post(OAUTH2_PATHS.token, { schema: { hide: true } }, async (request, reply) => {
       const params = bodyParams(request);
@@ -99,7 +129,7 @@ export async function oauth2Routes(app: FastifyInstance, s: Services, oauth: OAu
         default:
           throw new AppError('oauth2_unsupported_grant_type', { message: `grant_type must be authorization_code, refresh_token or client_credentials.` });
       }
-      return noStore(reply).send(response);
+      return noStore(cors(reply)).send(response);
     });
 
     api.post(OAUTH2_PATHS.revoke, { schema: { hide: true } }, async (request, reply) => {
@@ -108,7 +138,7 @@ export async function oauth2Routes(app: FastifyInstance, s: Services, oauth: OAu
       const client = await oauth.authenticateClient(parseClientAuthentication(request.headers.authorization, params));
       // RFC 7009 §2.1: the hint only speeds up the lookup; both kinds are found either way.
       await oauth.revoke(client, params.require('token'));
-      return noStore(reply).code(200).send();
+      return noStore(cors(reply)).code(200).send();
     });
 
     api.post(OAUTH2_PATHS.introspect, { schema: { hide: true } }, async (request, reply) => {
