@@ -147,7 +147,8 @@ export const configSchema = {
     env: 'APPLINKS_SIGNIN_MAX_FAILURES_PER_USER',
     type: { kind: 'integer', min: 1, max: 1000 },
     default: 5,
-    description: 'Failed password attempts per username within the window before answering 429.',
+    description:
+      'Failed password attempts per username within the window before answering 429. A browser where the user signed in before counts apart (its own limit of the same size), so guesses from elsewhere do not lock the user out of it.',
   },
   signInMaxFailuresPerAddress: {
     env: 'APPLINKS_SIGNIN_MAX_FAILURES_PER_ADDRESS',

@@ -39,8 +39,8 @@ export function checkCsrf(s: Services, request: FastifyRequest, supplied: unknow
 }
 
 /** A Set-Cookie value with applinks' attributes: HttpOnly, SameSite=Lax, Secure when the base URL is https. */
-export function cookieHeader(s: Services, name: string, value: string, maxAgeSeconds: number | undefined): string {
-  const parts = [`${name}=${value}`, 'Path=/', 'HttpOnly', 'SameSite=Lax'];
+export function cookieHeader(s: Services, name: string, value: string, maxAgeSeconds: number | undefined, path = '/'): string {
+  const parts = [`${name}=${value}`, `Path=${path}`, 'HttpOnly', 'SameSite=Lax'];
   if (s.config.baseUrl.startsWith('https:')) parts.push('Secure');
   if (maxAgeSeconds !== undefined) parts.push(`Max-Age=${maxAgeSeconds}`);
   return parts.join('; ');

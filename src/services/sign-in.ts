@@ -1,5 +1,6 @@
 import { verifyPassword, DUMMY_PASSWORD_HASH } from '../crypto/password.js';
-import { keyedHash } from '../crypto/tokens.js';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { hmacBase64url, keyedHash } from '../crypto/tokens.js';
 import { AppError } from '../errors/index.js';
 import type { UserRecord } from '../storage/repositories/users.js';
 import type { Store } from '../storage/store.js';
@@ -18,16 +19,28 @@ export interface SignInLimits {
   passwordCacheTtlSeconds: number;
 }
 
+/** The cookie that marks a browser where a user signed in before (see {@link SignInService.deviceCookie}). */
+export const DEVICE_COOKIE = 'applinks_device';
+/** How long a browser stays known after its last successful sign-in. */
+export const DEVICE_COOKIE_MAX_AGE_SECONDS = 180 * 86_400;
+
 /**
  * Password checks for the sign-in form and Basic authentication, with the throttle on failures
  * (per username and per client address, counted in the store so every instance shares them)
  * and a cache of recent successes, keyed by an HMAC of the credential so that Basic does not
  * run scrypt on every request. A cached success is used only while the user's stored password
  * hash is still the one it was checked against.
+ *
+ * The per-user throttle would let anyone lock a user out by guessing wrong on purpose. So a
+ * browser where the user signed in before carries a device cookie (OWASP's "device cookies"):
+ * bound to the username by a MAC, it moves that browser's attempts from the user's counter to
+ * its own, so guesses from elsewhere do not lock the user out of their own browser, and the
+ * cookie's own failures lock only it. It grants nothing else: the password is checked as always.
  */
 export class SignInService {
   private readonly successes: TtlCache<{ userId: string; passwordHash: string }>;
   private readonly cacheKeyPrefix: string;
+  private readonly deviceKey: Buffer;
 
   constructor(
     private readonly store: Store,
@@ -40,16 +53,38 @@ export class SignInService {
   ) {
     this.successes = revocations.register(new TtlCache(10_000, () => clock.now()));
     this.cacheKeyPrefix = `${cacheKey.toString('base64url')}\u0000`;
+    this.deviceKey = Buffer.from(keyedHash(this.cacheKeyPrefix, 'device cookies'), 'base64url');
+  }
+
+  /** A device cookie value for a browser where `username` just signed in: `<id>.<MAC of id and username>`. */
+  deviceCookie(username: string): string {
+    const id = randomBytes(18).toString('base64url');
+    return `${id}.${this.deviceMac(id, username)}`;
+  }
+
+  /** The throttle key of a device cookie when it was issued for this username, else undefined. */
+  private knownDevice(cookie: string | undefined, username: string): string | undefined {
+    if (!cookie || cookie.length > 200) return undefined;
+    const dot = cookie.indexOf('.');
+    if (dot < 1) return undefined;
+    const id = cookie.slice(0, dot);
+    const given = Buffer.from(cookie.slice(dot + 1));
+    const expected = Buffer.from(this.deviceMac(id, username));
+    return given.length === expected.length && timingSafeEqual(given, expected) ? `signin:device:${id}` : undefined;
+  }
+
+  private deviceMac(id: string, username: string): string {
+    return hmacBase64url(this.deviceKey, `${id}\u0000${username.toLowerCase()}`);
   }
 
   /**
    * Answers the user whose password this is. Throws too_many_attempts (429, Retry-After),
    * invalid_credentials or user_disabled; failures are counted and audited.
    */
-  verify(username: string, password: string, how: 'form' | 'basic', address: string): Awaitable<UserRecord> {
+  verify(username: string, password: string, how: 'form' | 'basic', address: string, device?: string): Awaitable<UserRecord> {
     const key = keyedHash(this.cacheKeyPrefix, `${username.toLowerCase()}\u0000${password}`);
     const hit = this.successes.get(key);
-    if (!hit) return this.check(username, password, how, address, key);
+    if (!hit) return this.check(username, password, how, address, key, device);
     // A recent success, synchronously when the user is cached too: Basic pays no scrypt.
     return andThen(this.users.cached(hit.userId), (user) => {
       if (user && user.passwordHash === hit.passwordHash) {
@@ -57,19 +92,21 @@ export class SignInService {
         return user;
       }
       this.successes.delete(key);
-      return this.check(username, password, how, address, key);
+      return this.check(username, password, how, address, key, device);
     });
   }
 
   /**
    * The full check: the attempt is counted first (atomically, in the store shared by every
    * instance), so that a burst of parallel guesses cannot all pass the throttle before any of
-   * them is counted; then scrypt; a success takes its count back and is remembered.
+   * them is counted; then scrypt; a success takes its count back and is remembered. A known
+   * device's attempts count against the device instead of the user.
    */
-  private async check(username: string, password: string, how: 'form' | 'basic', address: string, key: string): Promise<UserRecord> {
+  private async check(username: string, password: string, how: 'form' | 'basic', address: string, key: string, device: string | undefined): Promise<UserRecord> {
     // A name no account can have is wrong without asking the store.
     if (!isStorableName(username, 255)) throw new AppError('invalid_credentials', { message: 'The username or password is wrong.' });
-    await this.reserveAttempt(username, address);
+    const counter = this.knownDevice(device, username) ?? userKey(username);
+    await this.reserveAttempt(counter, address);
     const user = await this.store.users.findByUsername(username);
     // Spend the same scrypt time whether or not the user exists.
     const ok = await verifyPassword(password, user?.passwordHash ?? DUMMY_PASSWORD_HASH);
@@ -78,7 +115,7 @@ export class SignInService {
       throw new AppError('invalid_credentials', { message: 'The username or password is wrong.' });
     }
     if (user.disabled) throw new AppError('user_disabled');
-    await this.store.throttle.reset(userKey(username));
+    await this.store.throttle.reset(counter);
     await this.store.throttle.release(addressKey(address));
     this.successes.set(key, { userId: user.id, passwordHash: user.passwordHash }, this.limits.passwordCacheTtlSeconds * 1000, [`user:${user.id}`]);
     return user;
@@ -102,12 +139,12 @@ export class SignInService {
     return this.users.update(userId, { password: next }, actor);
   }
 
-  /** Counts this attempt for the user name and the address; refuses it (429) past either limit. */
-  private async reserveAttempt(username: string, address: string): Promise<void> {
+  /** Counts this attempt for the user name (or known device) and the address; refuses it (429) past either limit. */
+  private async reserveAttempt(counter: string, address: string): Promise<void> {
     const now = this.clock.now();
     const windowMs = this.limits.windowSeconds * 1000;
     const checks: Array<[string, number]> = [
-      [userKey(username), this.limits.maxFailuresPerUser],
+      [counter, this.limits.maxFailuresPerUser],
       [addressKey(address), this.limits.maxFailuresPerAddress],
     ];
     for (const [key, max] of checks) {

@@ -15,6 +15,9 @@ class Jar {
       else this.cookies.set(pair!.slice(0, eq), value);
     }
   }
+  set(name: string, value: string): void {
+    this.cookies.set(name, value);
+  }
   get header(): string {
     return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
   }
@@ -61,7 +64,7 @@ describe.each(DIALECTS)('sign-in on %s', (dialect) => {
     const res = await signIn(h, jar, 'admin', ADMIN_PASSWORD, '/somewhere?x=1');
     expect(res.statusCode).toBe(303);
     expect(res.headers.location).toBe('/somewhere?x=1');
-    expect(String(res.headers['set-cookie'])).toMatch(/^applinks_session=alses_[^;]+; Path=\/; HttpOnly; SameSite=Lax; Max-Age=43200$/);
+    expect([res.headers['set-cookie']].flat()[0]).toMatch(/^applinks_session=alses_[^;]+; Path=\/; HttpOnly; SameSite=Lax; Max-Age=43200$/);
     const me = json(await h.inject({ url: '/api/v1/me', headers: { cookie: jar.header } }));
     expect(me).toMatchObject({ authenticated: true, authType: 'session', user: { username: 'admin' } });
     const account = await h.inject({ url: '/applinks/account', headers: { cookie: jar.header } });
@@ -200,6 +203,48 @@ describe.each(DIALECTS)('sign-in on %s', (dialect) => {
     } finally {
       await other.close();
     }
+  });
+
+  it('keeps a browser where the user signed in before usable while guesses from elsewhere lock the name', async () => {
+    const first = await signIn(h, new Jar(), 'admin', ADMIN_PASSWORD);
+    expect(first.statusCode).toBe(303);
+    const device = [first.headers['set-cookie']].flat().find((c) => String(c).startsWith('applinks_device='));
+    // Sent back to the sign-in form only: the host behind the gateway never sees it.
+    expect(device).toMatch(/^applinks_device=[\w-]+\.[\w-]+; Path=\/applinks\/login; HttpOnly; SameSite=Lax; Max-Age=15552000$/);
+    const known = /^applinks_device=([^;]+)/.exec(String(device))![1]!;
+    /** A browser (signed out) that carries a device cookie. */
+    const carrying = (value: string) => {
+      const jar = new Jar();
+      jar.set('applinks_device', value);
+      return jar;
+    };
+    const laptop = carrying(known);
+    // Past the cache of recent successes, so every check below reaches the throttle.
+    h.clock.advance((h.config.passwordCacheTtlSeconds + 1) * 1000);
+
+    // Someone else guesses until the name is locked for every browser that is not known.
+    for (let i = 0; i < h.config.signInMaxFailuresPerUser; i++) expect((await h.inject({ url: '/x', headers: { authorization: basic('admin', `guess-${i}`) } })).statusCode).toBe(401);
+    expect((await signIn(h, new Jar(), 'admin', ADMIN_PASSWORD)).statusCode).toBe(429);
+    expect((await h.inject({ url: '/x', headers: { authorization: basic('admin', ADMIN_PASSWORD) } })).statusCode).toBe(429);
+
+    // The admin's own browser still signs in.
+    const again = await signIn(h, laptop, 'admin', ADMIN_PASSWORD);
+    expect([again.statusCode, again.headers.location]).toEqual([303, '/applinks/account']);
+    expect(json(await h.inject({ url: '/api/v1/me', headers: { cookie: laptop.header } })).authenticated).toBe(true);
+    // ... which did not unlock the name for the guesser (once that success is no longer cached).
+    h.clock.advance((h.config.passwordCacheTtlSeconds + 1) * 1000);
+    expect((await h.inject({ url: '/x', headers: { authorization: basic('admin', ADMIN_PASSWORD) } })).statusCode).toBe(429);
+
+    // The cookie is bound to its user: it does not shield another name, and a forged one counts for nothing.
+    expect((await signIn(h, carrying(`${known.split('.')[0]}.${'B'.repeat(43)}`), 'admin', ADMIN_PASSWORD)).statusCode).toBe(429);
+    await h.services.users.create({ username: 'carol', password: 'carol-password' }, { id: null, name: 't', address: null });
+    for (let i = 0; i < h.config.signInMaxFailuresPerUser; i++) await h.inject({ url: '/x', headers: { authorization: basic('carol', `guess-${i}`) } });
+    expect((await signIn(h, carrying(known), 'carol', 'carol-password')).statusCode).toBe(429);
+
+    // A known browser's own wrong guesses lock that browser only, for the same window.
+    const guesser = carrying(known);
+    for (let i = 0; i < h.config.signInMaxFailuresPerUser; i++) expect((await signIn(h, guesser, 'admin', `typo-${i}`)).statusCode).toBe(401);
+    expect((await signIn(h, guesser, 'admin', ADMIN_PASSWORD)).statusCode).toBe(429);
   });
 
   it('counts each attempt before checking it: a parallel burst gets no more guesses than the limit', async () => {

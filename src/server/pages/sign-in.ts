@@ -3,6 +3,7 @@ import { AppError } from '../../errors/index.js';
 import { readCookie } from '../../modules/core/cookies.js';
 import type { Services } from '../../services/index.js';
 import { SESSION_COOKIE } from '../../services/sessions.js';
+import { DEVICE_COOKIE, DEVICE_COOKIE_MAX_AGE_SECONDS } from '../../services/sign-in.js';
 import { checkCsrf, cookieHeader, CSRF_FIELD, issueCsrfToken } from '../csrf.js';
 import { toAppError } from '../errors.js';
 import { html, sendPage } from './html.js';
@@ -60,9 +61,16 @@ export async function signInPages(app: FastifyInstance, s: Services): Promise<vo
     try {
       checkCsrf(s, request, form[CSRF_FIELD]);
       if (!username || !password) throw new AppError('invalid_credentials', { message: 'Enter your username and password.' });
-      const user = await s.signIn.verify(username, password, 'form', request.ip);
+      const user = await s.signIn.verify(username, password, 'form', request.ip, readCookie(request.headers.cookie, DEVICE_COOKIE));
       const { cookie } = await s.sessions.create(user.id, request.ip, request.headers['user-agent'] ?? null);
-      return reply.code(303).header('set-cookie', cookieHeader(s, SESSION_COOKIE, cookie, s.config.sessionTtlSeconds)).header('location', next).send();
+      // This browser is now known for this user: guesses made elsewhere no longer lock it out.
+      // Sent to the sign-in form only, never to other paths or the host.
+      const device = cookieHeader(s, DEVICE_COOKIE, s.signIn.deviceCookie(user.username), DEVICE_COOKIE_MAX_AGE_SECONDS, s.edge.basePath + SIGN_IN_PATH);
+      return reply
+        .code(303)
+        .header('set-cookie', [cookieHeader(s, SESSION_COOKIE, cookie, s.config.sessionTtlSeconds), device])
+        .header('location', next)
+        .send();
     } catch (error) {
       const e = toAppError(error);
       if (e.status >= 500) throw e;
