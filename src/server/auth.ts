@@ -62,12 +62,16 @@ export async function requireAdmin(s: Services, request: FastifyRequest): Promis
 }
 
 /**
- * Refuses a scoped credential (an OAuth token an application holds for its user): passwords, API
- * tokens and administrator rights are permanent credentials, and an application's grant, which the
- * user can revoke, must never mint one that outlives it.
+ * Refuses a credential an application holds for its user: an OAuth token (scoped, or OAuth 1.0a
+ * with the user's full rights) or anything else that arrived through an application link.
+ * Passwords, API tokens and administrator rights are permanent credentials, and an application's
+ * grant, which the user or an administrator can revoke (or end by deleting the link), must never
+ * mint one that outlives it.
  */
 export function requireUnscoped(principal: Principal, what: string): void {
-  if (principal.scopes !== null) throw new AppError('forbidden', { message: `${what} only with an unscoped credential (a password, session or API token), not an application's token.` });
+  if (principal.scopes !== null || principal.link !== null) {
+    throw new AppError('forbidden', { message: `${what} only with the user's own credential (a password, session or personal API token), not one an application holds through a link.` });
+  }
 }
 
 /** A preHandler form of the checks above, for route options. */

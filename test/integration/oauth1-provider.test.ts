@@ -474,6 +474,25 @@ describe.each(DIALECTS)('OAuth 1.0a provider on %s', (dialect) => {
     const me = await signedInject(h, rsa, { path: '/api/v1/me', token: d.access });
     expect(me.statusCode, me.body).toBe(200);
     expect(json(me)).toMatchObject({ user: { username: 'alice' }, authType: 'oauth1' });
+    // An application's token never mints a permanent credential that would outlive its revocation,
+    // and a consumer impersonating an administrator cannot create consumers or tokens.
+    const signedJson = (c: TestConsumer, method: string, path: string, payload: object, token?: { key: string; secret: string }) =>
+      h.inject({ method: method as 'POST', url: path, headers: { authorization: authHeader(c, { method, path, now: h.clock.now(), ...(token ? { token } : {}) }), 'content-type': 'application/json' }, payload });
+    const minted = await signedJson(rsa, 'POST', '/api/v1/me/tokens', { name: 'forever' }, d.access);
+    expect([minted.statusCode, json(minted).error], minted.body).toEqual([403, 'forbidden']);
+    expect(json(await signedJson(rsa, 'PUT', '/api/v1/me/password', { currentPassword: 'alice-password', newPassword: 'taken-over-1' }, d.access))).toMatchObject({ error: 'forbidden' });
+    const impersonating = await registerConsumer(h, { config: { allow2LOImpersonation: true } });
+    const admin = (await h.services.users.findByUsername('admin'))!;
+    for (const [method, path, payload] of [
+      ['POST', '/api/v1/links?xoauth_requestor_id=admin', { name: 'Backdoor', incoming: { oauth1: { consumerKey: 'backdoor', sharedSecret: 'a-shared-secret-of-length', allow2LOImpersonation: true } } }],
+      ['POST', `/api/v1/users/${admin.id}/tokens?xoauth_requestor_id=admin`, { name: 'forever' }],
+      ['POST', '/api/v1/me/tokens?xoauth_requestor_id=admin', { name: 'forever' }],
+      ['PATCH', `/api/v1/users/${(await h.services.users.findByUsername('alice'))!.id}?xoauth_requestor_id=admin`, { admin: true }],
+    ] as const) {
+      const res = await signedJson(impersonating, method, path, payload, { key: '', secret: '' });
+      expect([res.statusCode, json(res).error], `${method} ${path}: ${res.body}`).toEqual([403, 'forbidden']);
+    }
+    expect(await h.services.links.list().then((links) => links.map((l) => l.name))).not.toContain('Backdoor');
     const fa = await createHarness(dialect, { config: { trustedProxies: ['127.0.0.1'] }, store: h.store, clock: h.clock });
     try {
       const header = authHeader(rsa, { path: '/rest/api/2/myself', token: d.access, now: h.clock.now() });
