@@ -50,9 +50,14 @@ function validationError(first: AjvError, context: string | undefined): AppError
   return new AppError('validation_failed', { field, message: `${where}${field}: ${first.message ?? 'is invalid'}` });
 }
 
-/** Logs as the error deserves: server faults loudly, client faults quietly, never with secrets. */
+/**
+ * Logs as the error deserves, never with secrets: our own faults (500) as errors, a host or
+ * remote that failed us (502, 504) as warnings, which the default level still shows, and client
+ * faults quietly.
+ */
 export function logError(request: FastifyRequest, error: AppError): void {
-  if (error.status >= 500) request.log.error({ err: error.cause ?? error, code: error.code }, error.detail ?? error.message);
+  if (error.status === 500) request.log.error({ err: error.cause ?? error, code: error.code }, error.detail ?? error.message);
+  else if (error.status >= 500) request.log.warn({ code: error.code, detail: error.detail }, error.message);
   else request.log.debug({ code: error.code, detail: error.detail }, 'request refused');
 }
 

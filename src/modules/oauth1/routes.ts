@@ -11,6 +11,7 @@ import { logError, sendJsonError, toAppError } from '../../server/errors.js';
 import { sendPage } from '../../server/pages/html.js';
 import { ACCOUNT_PATH, safeNext, signInRedirect } from '../../server/pages/sign-in.js';
 import type { UserRecord } from '../../storage/repositories/users.js';
+import { isStorableName } from '../../util/text.js';
 import { readCookie } from '../core/cookies.js';
 import { consumerInfoXml, DANCE_CALLBACK_PATH, DANCE_START_PATH, type OAuth1Consumer } from './consumer.js';
 import { authorizeErrorPage, AUTHORIZE_PATH, consentPage, deniedPage, verifierPage } from './pages.js';
@@ -21,6 +22,13 @@ export const ACCESS_TOKEN_PATH = '/plugins/servlet/oauth/access-token';
 export const CONSUMER_INFO_PATH = '/plugins/servlet/oauth/consumer-info';
 /** The account page's "Forget" buttons post to `<prefix>/<linkId>/forget`. */
 export const FORGET_PATH_PREFIX = `${ACCOUNT_PATH}/oauth1`;
+
+/** A link id from a page's URL: one no link could have is unknown without asking the store. */
+function wireLinkId(value: string | null | undefined): string {
+  if (!value) throw new AppError('validation_failed', { field: 'applicationLinkID', message: 'Which application link? (applicationLinkID is missing.)' });
+  if (!isStorableName(value, 100)) throw new AppError('not_found', { message: 'No such application link.' });
+  return value;
+}
 
 function bodyForm(request: FastifyRequest): URLSearchParams | undefined {
   return request.body instanceof URLSearchParams ? request.body : undefined;
@@ -138,7 +146,7 @@ export async function oauth1Routes(app: FastifyInstance, s: Services, provider: 
       checkCsrf(s, request, bodyForm(request)?.get(CSRF_FIELD) ?? undefined);
       const user = await sessionUser(request);
       if (!user) return toSignIn(reply, ACCOUNT_PATH);
-      await consumer.forget((request.params as { linkId: string }).linkId, user.id);
+      await consumer.forget(wireLinkId((request.params as { linkId: string }).linkId), user.id);
       return redirect(reply, ACCOUNT_PATH);
     });
 
@@ -147,8 +155,7 @@ export async function oauth1Routes(app: FastifyInstance, s: Services, provider: 
       const query = new URLSearchParams(queryOf(request.url));
       const user = await sessionUser(request);
       if (!user) return toSignIn(reply, request.url);
-      const linkId = query.get('applicationLinkID');
-      if (!linkId) throw new AppError('validation_failed', { field: 'applicationLinkID', message: 'Which application link? (applicationLinkID is missing.)' });
+      const linkId = wireLinkId(query.get('applicationLinkID'));
       return redirect(reply, await consumer.startDance(linkId, toPrincipalUser(user), safeNext(query.get('redirect') ?? undefined, ACCOUNT_PATH)));
     });
 
@@ -156,7 +163,7 @@ export async function oauth1Routes(app: FastifyInstance, s: Services, provider: 
       const query = new URLSearchParams(queryOf(request.url));
       const user = await sessionUser(request);
       if (!user) throw new AppError('unauthenticated', { message: 'Sign in again and start the authorization from the beginning.' });
-      const linkId = query.get('applicationLinkID') ?? '';
+      const linkId = wireLinkId(query.get('applicationLinkID'));
       const next = await consumer.finishDance(linkId, toPrincipalUser(user), query.get('oauth_token') ?? undefined, query.get('oauth_verifier') ?? undefined, { id: user.id, name: user.username, address: request.ip });
       return redirect(reply, next);
     });
