@@ -15,6 +15,12 @@ export interface LinkAuthSpec {
   readonly schema: TObject;
   /** Fields of the schema that are secrets: sealed at rest, never returned, kept when omitted on update. */
   readonly secretFields?: readonly string[];
+  /**
+   * Whether an omitted secret keeps its stored value, given the rest of the new configuration
+   * (default: it does). A configuration that no longer uses the secret (a consumer switched from a
+   * shared secret to an RSA key) drops it instead.
+   */
+  keepsSecret?(name: string, input: Record<string, unknown>): boolean;
   /** A value the type finds a link by (OAuth consumer key, client id); unique per direction and type. */
   lookupKey?(config: Record<string, unknown>): string | undefined;
   /**

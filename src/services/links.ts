@@ -318,7 +318,9 @@ export class LinkService {
     const secretFields = spec.secretFields ?? [];
     const previous = existing ? this.openSecrets(existing) : {};
     const merged: Record<string, unknown> = { ...input };
-    for (const name of secretFields) if (merged[name] === undefined && previous[name] !== undefined) merged[name] = previous[name];
+    for (const name of secretFields) {
+      if (merged[name] === undefined && previous[name] !== undefined && (spec.keepsSecret?.(name, input) ?? true)) merged[name] = previous[name];
+    }
     const firstError = Value.Errors(spec.schema, merged).First();
     if (firstError) {
       const at = firstError.path.replace(/^\//, '').replace(/\//g, '.');

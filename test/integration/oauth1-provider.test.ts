@@ -223,6 +223,9 @@ describe.each(DIALECTS)('OAuth 1.0a provider on %s', (dialect) => {
     expect(json(await myself(asAlice, empty))).toMatchObject({ user: { username: 'alice' }, authType: 'oauth1-2lo', link: { id: asAlice.linkId } });
     // node-oauth drops an empty oauth_token: accepted as 2-legged too (our extension).
     expect(json(await myself(asAlice))).toMatchObject({ user: { username: 'alice' }, authType: 'oauth1-2lo' });
+    // A blank requestor names nobody: plain 2-legged, not a refused impersonation.
+    expect(json(await signedInject(h, asAlice, { path: '/rest/api/2/myself?xoauth_requestor_id=', token: empty }))).toMatchObject({ user: { username: 'alice' }, authType: 'oauth1-2lo' });
+    expect(json(await signedInject(h, asAlice, { path: '/rest/api/2/myself?user_id=', token: empty }))).toMatchObject({ user: { username: 'alice' }, authType: 'oauth1-2lo' });
     // Impersonation is off for this consumer, and 3LO is off.
     expectProblem(await signedInject(h, asAlice, { path: '/rest/api/2/myself?xoauth_requestor_id=bob' }), 'permission_denied', 401);
     expectProblem(await signedInject(h, asAlice, { method: 'POST', path: REQUEST_TOKEN, oauth: { oauth_callback: CALLBACK } }), 'permission_denied', 401);
@@ -441,7 +444,7 @@ describe.each(DIALECTS)('OAuth 1.0a provider on %s', (dialect) => {
     const { generateKeyPairSync } = await import('node:crypto');
     const small = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'pem', type: 'spki' }).toString();
     const cases: Array<[Record<string, unknown>, string, RegExp]> = [
-      [{ consumerKey: 'k1', publicKey: small }, 'incoming.oauth1.publicKey', /1024 bits; at least 2048/],
+      [{ consumerKey: 'k1', publicKey: small }, 'incoming.oauth1.publicKey', /1024 bits; at least 2048 are required/],
       [{ consumerKey: 'k2', publicKey: 'not a key' }, 'incoming.oauth1.publicKey', /does not parse/],
       [{ consumerKey: 'k3' }, 'incoming.oauth1.publicKey', /either/],
       [{ consumerKey: 'k4', publicKey: consumerKeyPair().publicPem, sharedSecret: 'a-long-enough-secret' }, 'incoming.oauth1.publicKey', /not both/],
@@ -467,6 +470,23 @@ describe.each(DIALECTS)('OAuth 1.0a provider on %s', (dialect) => {
     expect(view.incoming[0]!.config.sharedSecret).toBeUndefined();
     expect(ok.body).not.toContain('a-long-enough-secret');
     expect(view.incoming[0]!.warnings.join(' ')).toMatch(/only when both applications share one user base/);
+
+    // A consumer moves from a shared secret to an RSA key (and our outgoing side likewise) in one
+    // PUT: the secret it no longer uses goes, instead of clashing with the key.
+    const linkId = json<{ id: string }>(ok).id;
+    const put = (side: string, config: Record<string, unknown>) => h.inject({ method: 'PUT', url: `/api/v1/links/${linkId}/${side}/oauth1`, headers: { authorization: h.adminBasic }, payload: config });
+    const toRsa = await put('incoming', { consumerKey: 'imp', publicKey: consumerKeyPair().publicPem });
+    expect(toRsa.statusCode, toRsa.body).toBe(200);
+    expect(json<{ incoming: Array<{ secretsSet: string[] }> }>(toRsa).incoming[0]!.secretsSet).toEqual([]);
+    const hmacOut = await put('outgoing', { signatureMethod: 'HMAC-SHA1', consumerKey: 'us-there', sharedSecret: 'a-long-enough-secret' });
+    expect(hmacOut.statusCode, hmacOut.body).toBe(200);
+    // Omitted, the secret is kept while the method still needs it...
+    expect((await put('outgoing', { signatureMethod: 'HMAC-SHA1', consumerKey: 'us-there' })).statusCode).toBe(200);
+    const rsaOut = await put('outgoing', { signatureMethod: 'RSA-SHA1' });
+    expect(rsaOut.statusCode, rsaOut.body).toBe(200);
+    expect(json<{ outgoing: Array<{ secretsSet: string[]; config: Record<string, unknown> }> }>(rsaOut).outgoing[0]).toMatchObject({ secretsSet: [], config: { signatureMethod: 'RSA-SHA1' } });
+    // ...and once dropped it is gone: HMAC again needs it anew.
+    expect(json(await put('outgoing', { signatureMethod: 'HMAC-SHA1', consumerKey: 'us-there' }))).toMatchObject({ error: 'validation_failed', field: 'outgoing.oauth1.sharedSecret' });
   });
 
   it('authenticates applinks’ own API and forward-auth with OAuth too', async () => {

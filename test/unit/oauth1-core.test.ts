@@ -251,7 +251,9 @@ describe('the checks every request passes (net.oauth SimpleOAuthValidator)', () 
     expect(problem(() => check({ oauth_timestamp: String(now / 1000 - 301) }))).toBe('timestamp_refused');
     expect(problem(() => check({ oauth_timestamp: String(now / 1000 + 301) }))).toBe('timestamp_refused');
     expect(problem(() => check({ oauth_timestamp: String(now / 1000 + 300) }))).toBe('no error');
-    expect(problem(() => check({ oauth_nonce: 'x'.repeat(2000) }))).toBe('parameter_rejected');
+    expect(problem(() => check({ oauth_nonce: 'x'.repeat(4097) }))).toBe('parameter_rejected');
+    // The RSA-SHA1 signature of a 16,384-bit key (the largest registered) is 2,732 characters.
+    expect(problem(() => check({ oauth_signature: 'A'.repeat(2732) }))).toBe('no error');
   });
 
   it('renders problems in WWW-Authenticate and a form body, with the extra parameters', () => {

@@ -13,6 +13,8 @@ export const OAUTH1_2LOI_TYPE = 'oauth1-2lo-impersonation';
 
 /** The smallest RSA key a consumer may register. */
 export const MIN_RSA_BITS = 2048;
+/** The largest key whose signature fits the protocol parameter bound (validate.ts). */
+export const MAX_RSA_BITS = 16_384;
 
 /**
  * The incoming `oauth1` configuration of a link: one OAuth 1.0a consumer, as Jira's "Incoming
@@ -25,7 +27,7 @@ export const ConsumerConfigSchema = Type.Object(
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'The application name on the consent page; the link name when left out.' })),
     description: Type.Optional(Type.String({ maxLength: 1000, description: 'Shown on the consent page.' })),
     publicKey: Type.Optional(
-      Type.String({ minLength: 1, maxLength: 16_384, description: `The consumer's RSA public key (PEM, certificate or bare base64; at least ${MIN_RSA_BITS} bits): it signs with RSA-SHA1.` }),
+      Type.String({ minLength: 1, maxLength: 16_384, description: `The consumer's RSA public key (PEM, certificate or bare base64; ${MIN_RSA_BITS} to ${MAX_RSA_BITS} bits): it signs with RSA-SHA1.` }),
     ),
     sharedSecret: Type.Optional(Type.String({ minLength: 16, maxLength: 1024, description: 'Instead of a public key: a shared secret for HMAC-SHA1 (write-only, sealed at rest).' })),
     callback: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 2000 }), Type.Null()], { description: 'Where users return after consent when a request token names no callback.' })),
@@ -111,6 +113,8 @@ export function consumerSpec(): LinkAuthSpec {
   return {
     schema: ConsumerConfigSchema,
     secretFields: ['sharedSecret'],
+    // A consumer given an RSA key now signs with it: the old shared secret goes.
+    keepsSecret: (_name, input) => input.publicKey === undefined,
     lookupKey: (config) => String(config.consumerKey),
     async validate(config: Record<string, unknown>, s: Services) {
       const c = config as ConsumerConfig;
@@ -137,8 +141,9 @@ export function consumerSpec(): LinkAuthSpec {
         } catch (error) {
           throw new AppError('validation_failed', { field: field('publicKey'), message: `${field('publicKey')}: ${(error as Error).message}.` });
         }
-        if (parsed.bits < MIN_RSA_BITS) {
-          throw new AppError('validation_failed', { field: field('publicKey'), message: `${field('publicKey')}: the key has ${parsed.bits} bits; at least ${MIN_RSA_BITS} are required.` });
+        if (parsed.bits < MIN_RSA_BITS || parsed.bits > MAX_RSA_BITS) {
+          const bound = parsed.bits < MIN_RSA_BITS ? `at least ${MIN_RSA_BITS}` : `at most ${MAX_RSA_BITS}`;
+          throw new AppError('validation_failed', { field: field('publicKey'), message: `${field('publicKey')}: the key has ${parsed.bits} bits; ${bound} are required.` });
         }
         out.publicKey = parsed.pem;
       }

@@ -41,6 +41,8 @@ function lazySigner(pick: (consumer: OAuth1Consumer) => OutgoingSigner): Outgoin
 const outgoingSpec = (type: string, schema: typeof OutgoingTwoLeggedSchema | typeof OutgoingThreeLeggedSchema) => ({
   schema,
   secretFields: ['sharedSecret'],
+  // Switched to RSA (the default method), we sign with our key pair: the old shared secret goes.
+  keepsSecret: (_name: string, input: Record<string, unknown>) => typeof input.signatureMethod === 'string' && input.signatureMethod.startsWith('HMAC'),
   validate: (config: Record<string, unknown>) => validateOutgoingIdentity(type, config as OutgoingIdentityConfig & Record<string, unknown>),
 });
 

@@ -403,13 +403,14 @@ export class OAuth1Provider {
     return { user: toPrincipalUser(user), link, authType: OAUTH1_2LO_TYPE, scopes: null, connection, warnings: [] };
   }
 
-  /** `xoauth_requestor_id`, else the deprecated `user_id`; each must be sent once. */
+  /** `xoauth_requestor_id`, else the deprecated `user_id`; each must be sent once. Blank names nobody (as Atlassian's filter reads it). */
   private requestorOf(p: ProtocolParameters): string | undefined {
     const xoauth = p.get('xoauth_requestor_id');
-    if (xoauth !== undefined) return xoauth;
+    if (xoauth !== undefined && xoauth.trim() !== '') return xoauth;
     const legacy = p.message.pairs.filter(([name]) => name === 'user_id');
     if (legacy.length > 1) throw this.problem('oauth1_parameter_rejected', { params: { oauth_parameters_rejected: 'user_id' }, advice: 'user_id is repeated.' });
-    return legacy[0]?.[1];
+    const named = legacy[0]?.[1];
+    return named !== undefined && named.trim() !== '' ? named : undefined;
   }
 
   private threeLegged(request: SignedRequest, p: ProtocolParameters, consumer: Consumer, connection: Connection): Awaitable<Principal> {

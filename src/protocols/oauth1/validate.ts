@@ -26,7 +26,11 @@ export interface CheckOptions {
 }
 
 const REQUIRED = ['oauth_consumer_key', 'oauth_signature_method', 'oauth_signature', 'oauth_timestamp', 'oauth_nonce'] as const;
-const MAX_LENGTH = 1024;
+/**
+ * Longest protocol parameter value: room for the RSA-SHA1 signature of the largest key we register
+ * (16,384 bits: 2,732 base64 characters) and a long callback URL, and still a bound.
+ */
+const MAX_LENGTH = 4096;
 
 /**
  * The checks of net.oauth's SimpleOAuthValidator, in its order (PROTOCOLS.md §1.3): repeated
