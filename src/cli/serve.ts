@@ -16,18 +16,19 @@ export function registerServe(program: Command): void {
       } catch (error) {
         fail(error);
       }
+      if (services.generatedAdminPassword) {
+        // Printed once, on the console only: it is never logged or stored in clear. Printed before
+        // listening, as the user exists now even if the port turns out to be taken.
+        process.stdout.write(
+          `\n  Created the administrator "admin" with password:\n\n      ${services.generatedAdminPassword}\n\n  Sign in at ${config.baseUrl}/applinks/login and change it (or set APPLINKS_ADMIN_PASSWORD before the first start).\n\n`,
+        );
+      }
       const app = await buildApp(services);
       try {
         await app.listen({ port: config.port, host: config.host });
       } catch (error) {
         await services.close();
         fail(error);
-      }
-      if (services.generatedAdminPassword) {
-        // Printed once, on the console only: it is never logged or stored in clear.
-        process.stdout.write(
-          `\n  Created the administrator "admin" with password:\n\n      ${services.generatedAdminPassword}\n\n  Sign in at ${config.baseUrl}/applinks/login and change it (or set APPLINKS_ADMIN_PASSWORD before the first start).\n\n`,
-        );
       }
       services.logger.info({ url: config.baseUrl, upstream: config.upstreamUrl ?? null, store: config.databaseUrl.split(':')[0] }, 'applinks is listening');
 

@@ -163,16 +163,21 @@ export async function createServices(config: Config, options: CreateServicesOpti
   }
 }
 
-/** Creates `admin` when the directory is empty; answers the generated password, if one was. */
+/**
+ * Creates `admin` when no enabled administrator exists (a first start, even after users were
+ * created from the command line); answers the generated password, if one was.
+ */
 async function bootstrapAdmin(s: Services): Promise<string | undefined> {
-  if ((await s.store.users.count()) > 0) return undefined;
+  if ((await s.store.users.countAdmins()) > 0) return undefined;
   const { randomBytes } = await import('node:crypto');
   const password = s.config.adminPassword ?? randomBytes(18).toString('base64url');
   try {
     await s.users.create({ username: 'admin', displayName: 'Administrator', password, isAdmin: true }, SYSTEM_ACTOR);
   } catch (error) {
-    // Another instance created it at the same moment.
-    if ((await s.store.users.findByUsername('admin')) === undefined) throw error;
+    // Another instance created it at the same moment, or a user already has the name.
+    const existing = await s.store.users.findByUsername('admin');
+    if (existing === undefined) throw error;
+    if (!existing.isAdmin || existing.disabled) s.logger.warn('no enabled administrator, and the name "admin" is taken: make one with `applinks users update <name> --admin true`');
     return undefined;
   }
   return s.config.adminPassword ? undefined : password;

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { PrincipalUser } from '../auth/principal.js';
 import { hashPassword } from '../crypto/password.js';
+import { fullFormats } from 'ajv-formats/dist/formats.js';
+import { isStorableName } from '../util/text.js';
 import { AppError } from '../errors/index.js';
 import { UniqueViolation, type Executor } from '../storage/repositories/common.js';
 import type { UserListQuery, UserPatch, UserRecord } from '../storage/repositories/users.js';
@@ -14,6 +16,8 @@ import type { Revocations } from './revocations.js';
 /** Usernames travel in HTTP headers (X-Applinks-User), so they are limited to a header-safe set. */
 export const USERNAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}$';
 const USERNAME = new RegExp(USERNAME_PATTERN);
+/** The API schema's `format: 'email'` (ajv-formats), so the CLI accepts exactly what the API does. */
+const EMAIL = fullFormats.email as RegExp;
 
 export interface UserInput {
   username: string;
@@ -103,6 +107,7 @@ export class UserService {
 
   async create(input: UserInput, actor: Actor): Promise<UserRecord> {
     checkUsername(input.username);
+    checkProfile(input);
     const passwordHash = input.password ? await hashPassword(checkPassword(input.password)) : null;
     const now = this.clock.now();
     try {
@@ -132,6 +137,7 @@ export class UserService {
 
   async update(id: string, update: UserUpdate, actor: Actor): Promise<UserRecord> {
     if (update.username !== undefined) checkUsername(update.username);
+    checkProfile(update);
     const patch: UserPatch = {};
     if (update.username !== undefined) patch.username = update.username;
     if (update.displayName !== undefined) patch.displayName = update.displayName;
@@ -190,6 +196,19 @@ function checkUsername(username: string): void {
       field: 'username',
       message: 'username: 1 to 100 letters, digits or . _ @ + -, starting with a letter or digit.',
     });
+  }
+}
+
+/** The checks the API's schema makes, for every caller (the CLI too): the store keeps only these. */
+function checkProfile(input: Pick<UserInput, 'displayName' | 'email' | 'groups'>): void {
+  if (input.displayName !== undefined && !isStorableName(input.displayName, 200)) {
+    throw new AppError('validation_failed', { field: 'displayName', message: 'displayName: 1 to 200 characters, no control characters.' });
+  }
+  if (input.email !== undefined && input.email !== null && (input.email.length > 320 || !EMAIL.test(input.email))) {
+    throw new AppError('validation_failed', { field: 'email', message: `email: "${input.email.slice(0, 100)}" is not an email address.` });
+  }
+  if (input.groups !== undefined && (input.groups.length > 200 || input.groups.some((g) => !isStorableName(g, 100)))) {
+    throw new AppError('validation_failed', { field: 'groups', message: 'groups: at most 200 names of 1 to 100 characters, no control characters.' });
   }
 }
 

@@ -1,4 +1,5 @@
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import path from 'node:path';
 
 /**
  * Takes the embedded store for this process: one serving process per SQLite file. Several would
@@ -9,6 +10,8 @@ import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:f
  */
 export function lockEmbeddedStore(databaseFile: string): () => void {
   const lockPath = `${databaseFile}.lock`;
+  // A first start with the master key in the environment has not made the data directory yet.
+  mkdirSync(path.dirname(databaseFile), { recursive: true, mode: 0o700 });
   for (let attempt = 0; ; attempt++) {
     try {
       const fd = openSync(lockPath, 'wx', 0o600);

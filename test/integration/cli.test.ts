@@ -1,4 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -85,8 +86,36 @@ describe('the applinks command', () => {
     slow.close();
   }, 60_000);
 
+  it('on a first start after users were made from the command line, with the master key given, still creates the administrator and prints its password, even when the port is taken', async () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'applinks-cli-first-'));
+    try {
+      const fresh = { APPLINKS_DATA_DIR: path.join(root, 'not', 'yet'), APPLINKS_MASTER_KEY: randomBytes(32).toString('base64'), APPLINKS_LOG_LEVEL: 'info' };
+      expect(cli(fresh, ['users', 'create', 'bob', '--password-stdin'], 'bob-password-1\n').code).toBe(0);
+      const busy = http.createServer();
+      await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+      try {
+        const taken = cli({ ...fresh, APPLINKS_PORT: String((busy.address() as AddressInfo).port) }, ['serve']);
+        expect(taken.code).toBe(1);
+        expect(taken.stderr).toMatch(/EADDRINUSE/);
+        expect(taken.stdout).toMatch(/with password:\s+\S{20,}/);
+      } finally {
+        busy.close();
+      }
+      const users = JSON.parse(cli(fresh, ['users', 'list', '--json']).stdout) as Array<{ username: string; admin: boolean }>;
+      expect(users.map((u) => [u.username, u.admin]).sort()).toEqual([['admin', true], ['bob', false]]);
+      const started = await serve({ ...fresh, APPLINKS_PORT: String(await freePort()) });
+      expect(started.output()).not.toMatch(/with password/);
+      started.child.kill('SIGTERM');
+      expect(await exited(started.child)).toBe(0);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it('manages users, tokens and links, and refuses bad input with a message', () => {
     expect(cli(env, ['users', 'create', 'alice', '--password-stdin', '--email', 'alice@example.com'], 'alice-password\n').code).toBe(0);
+    const badEmail = cli(env, ['users', 'create', 'carol', '--email', 'not-an-email']);
+    expect([badEmail.code, badEmail.stderr]).toEqual([1, expect.stringMatching(/email: "not-an-email" is not an email address/)]);
     const dup = cli(env, ['users', 'create', 'ALICE']);
     expect(dup.code).toBe(1);
     expect(dup.stderr).toMatch(/already exists/);

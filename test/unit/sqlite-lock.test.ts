@@ -10,6 +10,13 @@ describe('the embedded store lock (one serving process per SQLite file)', () => 
   const file = path.join(dir, 'applinks.db');
   afterEach(() => rmSync(`${file}.lock`, { force: true }));
 
+  it('makes the directory of a first start', () => {
+    const fresh = path.join(dir, 'not-yet', 'applinks.db');
+    const release = lockEmbeddedStore(fresh);
+    expect(existsSync(`${fresh}.lock`)).toBe(true);
+    release();
+  });
+
   it('is taken, refused to a second taker while its owner lives, and released', async () => {
     const release = lockEmbeddedStore(file);
     expect(readFileSync(`${file}.lock`, 'utf8')).toBe(String(process.pid));

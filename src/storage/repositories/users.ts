@@ -37,7 +37,8 @@ export interface UserRepository {
   list(query: UserListQuery): Promise<{ users: UserRecord[]; total: number }>;
   update(id: string, patch: UserPatch, now: number): Promise<UserRecord | undefined>;
   delete(id: string): Promise<boolean>;
-  count(): Promise<number>;
+  /** Enabled administrators. */
+  countAdmins(): Promise<number>;
 }
 
 export class KyselyUserRepository implements UserRepository {
@@ -119,8 +120,13 @@ export class KyselyUserRepository implements UserRepository {
     return Number(result.numDeletedRows) > 0;
   }
 
-  async count(): Promise<number> {
-    const row = await this.db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+  async countAdmins(): Promise<number> {
+    const row = await this.db
+      .selectFrom('users')
+      .where('is_admin', '=', 1)
+      .where('disabled', '=', 0)
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
     return Number(row.n);
   }
 
