@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { configSchema, type Config, type ConfigKey, type ConfigKeyName } from './schema.js';
 
@@ -80,6 +81,12 @@ export function loadConfig(options: LoadOptions = {}): Config {
   const baseUrlExplicit = config.baseUrl !== undefined;
   const listenHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   const hostPart = listenHost.includes(':') ? `[${listenHost}]` : listenHost;
+  if (!isListenHost(config.host)) problems.push(`${raw.get('host')?.where ?? 'APPLINKS_HOST'}: must be an IP address or a host name (got ${JSON.stringify(config.host)})`);
+  // The public URL is in every token, page and manifest: with a port picked at listen time it
+  // cannot be derived, so it must be given.
+  if (config.port === 0 && config.baseUrl === undefined) {
+    problems.push(`${raw.get('port')?.where ?? 'APPLINKS_PORT'}: 0 (a free port) needs APPLINKS_BASE_URL, as the public URL cannot be known before listening`);
+  }
   const baseUrl = stripTrailingSlash(config.baseUrl ?? `http://${hostPart}:${config.port}`);
   const databaseUrl = config.databaseUrl ?? `sqlite:${path.join(dataDir, 'applinks.db')}`;
   if (!/^(sqlite:|postgres:\/\/|postgresql:\/\/)/.test(databaseUrl)) {
@@ -170,4 +177,15 @@ function isAddressOrCidr(value: string): boolean {
   if (bits === undefined) return true;
   const n = Number(bits);
   return /^\d+$/.test(bits) && n >= 0 && n <= (isV4 ? 32 : 128);
+}
+
+/** An address or name `listen()` takes and a URL can carry (999.1.1.1 and "bad host" are neither). */
+function isListenHost(host: string): boolean {
+  if (isIP(host) !== 0) return true;
+  if (!/^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?$/.test(host) || host.length > 253) return false;
+  try {
+    return new URL(`http://${host}/`).hostname.length > 0;
+  } catch {
+    return false;
+  }
 }

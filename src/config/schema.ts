@@ -30,7 +30,7 @@ export const configSchema = {
     env: 'APPLINKS_PORT',
     type: { kind: 'integer', min: 0, max: 65535 },
     default: 8080,
-    description: 'TCP port to listen on (0 picks a free port).',
+    description: 'TCP port to listen on (0 picks a free port, and then needs `APPLINKS_BASE_URL`).',
   },
   host: {
     env: 'APPLINKS_HOST',

@@ -9,6 +9,7 @@ import { SESSION_COOKIE } from '../services/sessions.js';
 import { leaveBodiesUnread } from '../server/body-parsers.js';
 import { CSRF_COOKIE } from '../server/csrf.js';
 import { toAppError } from '../server/errors.js';
+import { accessLogIdentity } from '../server/logger.js';
 import { andThen, type Awaitable } from '../util/awaitable.js';
 import { Forwarder, targetWithoutParameters, type ForwardOptions as Outbound, upstreamHeaders, withoutParameters } from './forward.js';
 import { identityHeaders, isApplinksHeader } from './identity-headers.js';
@@ -49,6 +50,8 @@ export interface GatewayHandler {
 export function createGatewayHandler(s: Services): GatewayHandler {
   const owned = ownedPrefixes(s);
   const accessLog = s.config.accessLog;
+  /** The principal of each request in flight, for its access log line. */
+  const principals = accessLog ? new WeakMap<IncomingMessage, Principal>() : undefined;
 
   /** Answers a request that could not be forwarded: the error as its protocol renders it. */
   const refuse = (req: IncomingMessage, res: ServerResponse, error: unknown): void => {
@@ -95,6 +98,7 @@ export function createGatewayHandler(s: Services): GatewayHandler {
       formLimit: s.config.bodyLimit,
     });
     return andThen(s.pipeline.authenticateForHost(authRequest), (principal) => {
+      principals?.set(req, principal);
       if (!forwarder) {
         const body = JSON.stringify(principalView(principal));
         res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
@@ -139,7 +143,7 @@ export function createGatewayHandler(s: Services): GatewayHandler {
     handle(req, res) {
       if (accessLog) {
         const started = performance.now();
-        res.once('close', () => s.logger.info({ req, res: { statusCode: res.statusCode }, responseTime: performance.now() - started }, 'gateway request'));
+        res.once('close', () => s.logger.info({ req, res: { statusCode: res.statusCode }, ...accessLogIdentity(principals!.get(req)), responseTime: performance.now() - started }, 'gateway request'));
       }
       let pending: Awaitable<Outbound | undefined>;
       try {

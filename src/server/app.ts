@@ -9,7 +9,7 @@ import { APPLINKS_VERSION } from '../services/identity.js';
 import type { Services } from '../services/index.js';
 import { AppError } from '../errors/index.js';
 import { jsonErrorHandler, logError, sendJsonError, toAppError } from './errors.js';
-import { lazyChildLogger } from './logger.js';
+import { accessLogIdentity, lazyChildLogger } from './logger.js';
 import type { Logger } from 'pino';
 import { accountPages } from './pages/account.js';
 import { html, sendPage } from './pages/html.js';
@@ -53,7 +53,8 @@ export async function buildApp(s: Services): Promise<FastifyInstance> {
         else void gatewayHandler.handle(req, res);
       }),
     loggerInstance: s.logger as FastifyBaseLogger,
-    logController: new LogController({ disableRequestLogging: !s.config.accessLog }),
+    // The access log (APPLINKS_ACCESS_LOG) is written below, with the user the request acted as.
+    logController: new LogController({ disableRequestLogging: true }),
     childLoggerFactory: (logger, bindings, options) => lazyChildLogger(logger as Logger, bindings, options as Record<string, unknown>) as FastifyBaseLogger,
     trustProxy: s.config.trustedProxies.length > 0 ? s.config.trustedProxies : false,
     bodyLimit: s.config.bodyLimit,
@@ -68,6 +69,12 @@ export async function buildApp(s: Services): Promise<FastifyInstance> {
     }
   });
   app.addHook('onClose', async () => gatewayHandler.close());
+  if (s.config.accessLog) {
+    app.addHook('onResponse', async (request, reply) => {
+      const principal = request.applinksPrincipal ? await request.applinksPrincipal.catch(() => undefined) : undefined;
+      request.log.info({ req: request, res: { statusCode: reply.statusCode }, ...accessLogIdentity(principal), responseTime: reply.elapsedTime }, 'request completed');
+    });
+  }
   // The API answers with users, tokens shown once and client secrets: never for a cache to keep.
   app.addHook('onRequest', async (request, reply) => {
     if (request.url.startsWith('/api/')) reply.header('cache-control', 'no-store');

@@ -108,3 +108,8 @@ export function lazyChildLogger(logger: Logger, bindings: Record<string, unknown
   Object.defineProperty(lazy, 'level', { get: () => (child ?? logger).level, set: (v: string) => (real().level = v), enumerable: true });
   return lazy as unknown as Logger;
 }
+
+/** Who a request acted as, for the access log line (APPLINKS_ACCESS_LOG): never a credential. */
+export function accessLogIdentity(principal: { user: { username: string } | null; authType: string } | undefined): { user: string | null; auth: string | null } {
+  return { user: principal?.user?.username ?? null, auth: principal?.authType ?? null };
+}

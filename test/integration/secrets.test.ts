@@ -52,6 +52,10 @@ describe.each(DIALECTS)('secrets at rest on %s', (dialect) => {
     expect(everything).not.toContain(PLANTED_SECRET);
     expect(everything).not.toContain(token);
     expect(h.logs.some((l) => l.includes('[Redacted]'))).toBe(true);
+    // The access log names who each request acted as: through the gateway and on our own routes.
+    const access = h.logs.map((l) => JSON.parse(l) as { msg: string; req?: { method: string; url: string }; res?: { statusCode: number }; user?: string | null; auth?: string | null; responseTime?: number });
+    expect(access.find((l) => l.msg === 'gateway request' && l.req?.url === '/whoami')).toMatchObject({ req: { method: 'GET' }, res: { statusCode: 200 }, user: 'alice', auth: 'api-token', responseTime: expect.any(Number) });
+    expect(access.find((l) => l.msg === 'request completed' && l.req?.url === '/api/v1/links')).toMatchObject({ req: { method: 'POST' }, res: { statusCode: 201 }, user: 'admin', auth: 'basic' });
 
     // The secret is still usable where it belongs.
     const link = json<{ id: string }>(created);

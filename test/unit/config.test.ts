@@ -31,6 +31,10 @@ describe('configuration', () => {
     expect(problems({ APPLINKS_TRUSTED_PROXIES: '10.0.0.0/8, not-an-ip' })).toEqual(['APPLINKS_TRUSTED_PROXIES: "not-an-ip" is not an IP address or CIDR range']);
     const secret = problems({ APPLINKS_ADMIN_PASSWORD: 'short' });
     expect(secret).toEqual(['APPLINKS_ADMIN_PASSWORD: must be at least 8 characters']);
+    for (const host of ['999.1.1.1', 'bad host', 'http://x', '-x']) expect(problems({ APPLINKS_HOST: host })).toEqual([`APPLINKS_HOST: must be an IP address or a host name (got ${JSON.stringify(host)})`]);
+    for (const host of ['::', '0.0.0.0', '::1', 'localhost', 'applinks.internal']) expect(problems({ APPLINKS_HOST: host })).toEqual([]);
+    expect(problems({ APPLINKS_PORT: '0' })).toEqual(['APPLINKS_PORT: 0 (a free port) needs APPLINKS_BASE_URL, as the public URL cannot be known before listening']);
+    expect(problems({ APPLINKS_PORT: '0', APPLINKS_BASE_URL: 'https://apps.example.com' })).toEqual([]);
     expect(problems({ APPLINKS_DATABASE_URL: 'mysql://x' })[0]).toMatch(/APPLINKS_DATABASE_URL: must start with sqlite: or postgres:\/\//);
   });
 

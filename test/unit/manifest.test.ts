@@ -28,7 +28,7 @@ describe('applinks manifest', () => {
       expect(nameUuidFromBytes(Buffer.from(input, 'utf8'))).toBe(python);
     }
     expect(applicationIdFromUrl('https://jira.example.com/')).toBe(applicationIdFromUrl('https://jira.example.com'));
-    expect(buildNumberOf('10.3.15')).toBe(10003015);
+    expect(buildNumberOf('10.3.15')).toBe(10030015);
     expect(buildNumberOf('snapshot')).toBe(0);
   });
 });

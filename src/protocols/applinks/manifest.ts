@@ -100,8 +100,8 @@ export function applicationIdFromUrl(baseUrl: string): string {
   return nameUuidFromBytes(Buffer.from(baseUrl.replace(/\/+$/, ''), 'utf8'));
 }
 
-/** `1.2.3` → 1002003; non-numeric versions give 0 as applinks does. */
+/** Jira's scheme (PROTOCOLS.md §3: `10.3.15` → 10030015); non-numeric versions give 0 as applinks does. */
 export function buildNumberOf(version: string): number {
   const m = /^(\d+)\.(\d+)\.(\d+)/.exec(version);
-  return m ? Number(m[1]) * 1_000_000 + Number(m[2]) * 1000 + Number(m[3]) : 0;
+  return m ? Number(m[1]) * 1_000_000 + Number(m[2]) * 10_000 + Number(m[3]) : 0;
 }
