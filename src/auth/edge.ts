@@ -38,8 +38,13 @@ export class Edge {
     if (this.config.baseUrlExplicit) return this.base.origin;
     if (this.fromTrustedProxy(req)) {
       const proto = firstValue(req.headers['x-forwarded-proto']);
-      const host = firstValue(req.headers['x-forwarded-host']);
-      if (host && (proto === 'http' || proto === 'https')) return normalizeOrigin(`${proto}://${host}`) ?? this.base.origin;
+      // nginx's usual `proxy_set_header Host $host` drops the port; X-Forwarded-Port carries it.
+      const host = firstValue(req.headers['x-forwarded-host']) ?? firstValue(req.headers.host);
+      if (host && (proto === 'http' || proto === 'https')) {
+        const port = firstValue(req.headers['x-forwarded-port']);
+        const withPort = port && /^\d{1,5}$/.test(port) && !/:\d+$/.test(host) ? `${host}:${port}` : host;
+        return normalizeOrigin(`${proto}://${withPort}`) ?? this.base.origin;
+      }
     }
     // Looked up by the raw Host header (a handful of values per deployment), per scheme.
     const header = req.headers.host;

@@ -433,6 +433,14 @@ describe.each(DIALECTS)('OAuth 1.0a provider on %s', (dialect) => {
       const again = authHeader(c, { base: 'https://jira.example.com', path: '/issues', token, now: proxied.clock.now() });
       const untrusted = await proxied.inject({ url: '/issues', remoteAddress: '192.0.2.7', headers: { authorization: again, ...forwarded } });
       expect(problemOf(untrusted)).toBe('signature_invalid');
+      // A proxy on another port that says so apart (nginx: Host $host, X-Forwarded-Port), and one
+      // that terminates TLS and names only the scheme.
+      const onPort = authHeader(c, { base: 'https://jira.example.com:8443', path: '/issues', token, now: proxied.clock.now() });
+      const ported = await proxied.inject({ url: '/issues', headers: { authorization: onPort, host: 'jira.example.com', 'x-forwarded-proto': 'https', 'x-forwarded-port': '8443' } });
+      expect(ported.statusCode, ported.body).toBe(200);
+      const tls = authHeader(c, { base: 'https://jira.example.com', path: '/issues', token, now: proxied.clock.now() });
+      const terminated = await proxied.inject({ url: '/issues', headers: { authorization: tls, host: 'jira.example.com', 'x-forwarded-proto': 'https' } });
+      expect(terminated.statusCode, terminated.body).toBe(200);
     } finally {
       await proxied.close();
     }
