@@ -40,6 +40,15 @@ describe.each(DIALECTS)('OAuth 2.0 authorization server on %s', (dialect) => {
     }
     // Unknown paths under the owned prefix are ours, never the host's.
     expect((await h.inject({ url: '/rest/oauth2/latest/nothing' })).statusCode).toBe(404);
+    // An issuer with a path has its metadata at the well-known path followed by it (RFC 8414 §3.1).
+    const prefixed = await createHarness(dialect, { config: { baseUrl: 'https://apps.example.com/applinks' } });
+    try {
+      const res = await prefixed.inject({ url: '/.well-known/oauth-authorization-server/applinks' });
+      expect(res.statusCode).toBe(200);
+      expect(json(res)).toMatchObject({ issuer: 'https://apps.example.com/applinks', token_endpoint: 'https://apps.example.com/applinks/rest/oauth2/latest/token' });
+    } finally {
+      await prefixed.close();
+    }
   });
 
   it('runs the code flow with PKCE and consent, then refresh, introspection, revocation and a bearer request', async () => {

@@ -77,7 +77,11 @@ export async function oauth2Routes(app: FastifyInstance, s: Services, oauth: OAu
 
   const metadata = async (_request: FastifyRequest, reply: FastifyReply) =>
     cors(reply).header('cache-control', 'public, max-age=300').send(authorizationServerMetadata(oauth.issuer, s.config.baseUrl));
-  for (const url of [OAUTH2_PATHS.metadata, OAUTH2_PATHS.metadataDataCenter]) {
+  // RFC 8414 §3.1: an issuer with a path has its metadata at the well-known path followed by it
+  // (on the issuer's host: a reverse proxy that strips the base URL's prefix must route it here).
+  const issuerPath = new URL(oauth.issuer).pathname.replace(/\/+$/, '');
+  const metadataPaths = [OAUTH2_PATHS.metadata, OAUTH2_PATHS.metadataDataCenter, ...(issuerPath ? [`${OAUTH2_PATHS.metadata}${issuerPath}`] : [])];
+  for (const url of metadataPaths) {
     app.get(url, { schema: { hide: true } }, metadata);
     app.options(url, { schema: { hide: true } }, async (_request, reply) => preflight(reply, 'GET, HEAD, OPTIONS'));
   }
