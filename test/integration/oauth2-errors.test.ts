@@ -251,6 +251,13 @@ describe.each(DIALECTS)('OAuth 2.0 errors on %s', (dialect) => {
     { name: 'introspect without authentication', send: () => h.inject({ method: 'POST', url: INTROSPECT, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'token=alat_x' }), expect: { status: 401, error: 'invalid_client' } },
     // ---- resource requests (RFC 6750 §3.1)
     { name: 'unknown access token', send: () => h.inject({ url: '/api/thing', headers: { authorization: 'Bearer alat_unknown' } }), expect: { status: 401, error: 'oauth2_invalid_token', challenge: BEARER_INVALID, resource: true } },
+    // A token of nobody's format, even beside a signed-in browser's cookie, is an invalid token.
+    { name: 'foreign bearer token', send: () => h.inject({ url: '/api/thing', headers: { authorization: 'bearer eyJhbGciOi.x.y', cookie: jar.header } }), expect: { status: 401, error: 'oauth2_invalid_token', challenge: BEARER_INVALID, resource: true } },
+    {
+      name: 'Bearer without a token',
+      send: () => h.inject({ url: '/api/thing', headers: { authorization: 'Bearer ' } }),
+      expect: { status: 400, error: 'oauth2_invalid_request', challenge: /^Bearer realm="applinks", error="invalid_request", error_description="[^"]+"$/, resource: true },
+    },
     {
       name: 'expired access token',
       send: async () => {

@@ -73,3 +73,28 @@ export function scopeRule(s: Services) {
     });
   };
 }
+
+/**
+ * RFC 6750 §3.1 for a `Bearer` header nobody claimed (not an access token of ours, nor an API
+ * token): no token at all is `invalid_request` (400); any other token is `invalid_token` (401).
+ * Runs after every token authenticator and before the session cookie, so a bad bearer token is
+ * never answered from the browser's session instead.
+ */
+export function unclaimedBearerAuthenticator(s: Services): Authenticator {
+  const realm = s.config.appName;
+  return {
+    id: 'bearer-unclaimed',
+    authenticate(req: AuthRequest): undefined {
+      const header = req.headers.authorization;
+      if (header === undefined || !/^bearer(?: |$)/i.test(header)) return undefined;
+      if (header.slice(6).trim() === '') {
+        const error = new AppError('oauth2_invalid_request', { message: 'The Authorization header names the Bearer scheme but carries no token.' });
+        error.headers['www-authenticate'] = bearerChallenge({ realm, error: 'invalid_request', description: error.message });
+        throw error;
+      }
+      const error = new AppError('oauth2_invalid_token', { message: 'The access token is not valid.' });
+      error.headers['www-authenticate'] = bearerChallenge({ realm, error: 'invalid_token', description: error.message });
+      throw error;
+    },
+  };
+}

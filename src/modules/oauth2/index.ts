@@ -2,7 +2,7 @@ import { OAuth2Repository } from './repository.js';
 import type { ProtocolModule } from '../../auth/registry.js';
 import { html } from '../../server/pages/html.js';
 import type { Services } from '../../services/index.js';
-import { bearerAuthenticator, scopeRule } from './authenticator.js';
+import { bearerAuthenticator, unclaimedBearerAuthenticator, scopeRule } from './authenticator.js';
 import { clientSpec, OAUTH2_TYPE } from './clients.js';
 import { oauth2Api } from './api.js';
 import { ClientManager } from './management.js';
@@ -41,7 +41,11 @@ export const oauth2Module: ProtocolModule = {
     instances.set(s, oauth);
     return {
       // Before the API-token authenticator (50): `Bearer alat_...` is ours, anything else is not.
-      authenticators: [{ order: 40, authenticator: bearerAuthenticator(s, oauth) }],
+      authenticators: [
+        { order: 40, authenticator: bearerAuthenticator(s, oauth) },
+        // After API tokens (50) and Basic (90), before the session cookie (95).
+        { order: 92, authenticator: unclaimedBearerAuthenticator(s) },
+      ],
       authorize: scopeRule(s),
       async routes(app) {
         await oauth2Routes(app, s, oauth);
