@@ -1,10 +1,14 @@
 import type { LightMyRequestResponse } from 'fastify';
+import { getGlobalDispatcher, MockAgent, setGlobalDispatcher } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { oauth1Of } from '../../src/modules/oauth1/index.js';
 import { SYSTEM_ACTOR } from '../../src/services/audit.js';
 import { DIALECTS, json, userWithToken, type Harness } from '../helpers/harness.js';
 import { CookieJar, hiddenFields, listeningHarness, signIn } from '../helpers/oauth2.js';
 import { startUpstream } from '../helpers/upstream.js';
+
+/** The provider's shortest access-token lifetime, so the consumer's clock can outrun it. */
+const ACCESS_TTL_S = 3600;
 
 const local = (location: string) => {
   const url = new URL(location);
@@ -27,7 +31,7 @@ describe.each(DIALECTS)('our OAuth 1.0a consumer against our provider on %s', (d
   let linkAtConsumer: string;
   beforeEach(async () => {
     upstream = await startUpstream();
-    ({ h: provider, base: providerBase } = await listeningHarness(dialect, { upstreamUrl: upstream.url }));
+    ({ h: provider, base: providerBase } = await listeningHarness(dialect, { upstreamUrl: upstream.url, oauth1AccessTokenTtlSeconds: ACCESS_TTL_S, accessLog: true }));
     ({ h: consumer, base: consumerBase } = await listeningHarness(dialect));
     for (const h of [provider, consumer]) {
       await userWithToken(h, 'alice', { password: 'alice-password' });
@@ -63,6 +67,21 @@ describe.each(DIALECTS)('our OAuth 1.0a consumer against our provider on %s', (d
     await provider.close();
     await upstream.close();
   });
+
+  /** Runs `work` with A's access-token endpoint answering as `fail` says, seen from B's outgoing calls. */
+  async function withAccessTokenEndpoint<T>(fail: (i: ReturnType<MockAgent['get']>) => void, work: () => Promise<T>): Promise<T> {
+    const previous = getGlobalDispatcher();
+    const agent = new MockAgent();
+    agent.enableNetConnect();
+    fail(agent.get(providerBase));
+    setGlobalDispatcher(agent);
+    try {
+      return await work();
+    } finally {
+      setGlobalDispatcher(previous);
+      await agent.close();
+    }
+  }
 
   const call = (asUser: string | null, type?: string) => consumer.services.outgoing.request('Provider A', { url: '/rest/api/2/myself', asUser, ...(type ? { type } : {}) });
 
@@ -145,5 +164,46 @@ describe.each(DIALECTS)('our OAuth 1.0a consumer against our provider on %s', (d
     const anonymous = await consumer.inject({ url: `/plugins/servlet/applinks/oauth/login-dance/authorize?applicationLinkID=${linkAtConsumer}` });
     expect(anonymous.statusCode).toBe(303);
     expect(String(anonymous.headers.location)).toMatch(/^\/applinks\/login\?next=/);
+  });
+
+  it('keeps the user’s token when a renewal fails for a passing reason, and renews it once the remote answers again', async () => {
+    expect((await loginDance('alice')).statusCode).toBe(303);
+    const alice = (await consumer.services.users.findByUsername('alice'))!;
+    consumer.clock.advance(ACCESS_TTL_S * 1000 + 1000);
+    const accessToken = { path: '/plugins/servlet/oauth/access-token', method: 'POST' };
+
+    // A remote error and a dropped connection are no answer about the token: it stays, and the caller hears 502.
+    const unavailable = withAccessTokenEndpoint((a) => a.intercept(accessToken).reply(503, 'Service Unavailable'), () => call('alice', 'oauth1'));
+    await expect(unavailable).rejects.toMatchObject({ code: 'upstream_unavailable', status: 502 });
+    const dropped = withAccessTokenEndpoint((a) => a.intercept(accessToken).replyWithError(new Error('socket hang up')), () => call('alice', 'oauth1'));
+    await expect(dropped).rejects.toMatchObject({ code: 'upstream_unavailable' });
+    expect(await oauth1Of(consumer.services).consumer.heldFor(alice.id)).toHaveLength(1);
+
+    const renewed = await call('alice', 'oauth1');
+    expect(renewed).toMatchObject({ kind: 'response', status: 200 });
+    expect(upstream.seen.at(-1)!.headers['x-applinks-user']).toBe('alice');
+  });
+
+  it('renews an expired token once for concurrent calls, leaving one stored token that A still honours', async () => {
+    expect((await loginDance('alice')).statusCode).toBe(303);
+    const alice = (await consumer.services.users.findByUsername('alice'))!;
+    consumer.clock.advance(ACCESS_TTL_S * 1000 + 1000);
+    const stored = oauth1Of(consumer.services).consumer.repo;
+    const expired = (await stored.findOutgoing(linkAtConsumer, alice.id))!;
+    const renewalsAtA = () => provider.logs.filter((l) => l.includes('"url":"/plugins/servlet/oauth/access-token"') && l.includes('"incoming request"')).length;
+    const before = renewalsAtA();
+
+    const results = await Promise.all(Array.from({ length: 4 }, () => call('alice', 'oauth1')));
+    expect(results.map((r) => (r.kind === 'response' ? r.status : r.kind))).toEqual([200, 200, 200, 200]);
+    expect(renewalsAtA() - before).toBe(1);
+    expect(await oauth1Of(consumer.services).consumer.heldFor(alice.id)).toHaveLength(1);
+    // A renewed the token once: one live token there, the one B keeps.
+    expect(await oauth1Of(provider.services).consumer.repo.countLive(linkAtProvider, provider.clock.now())).toBe(1);
+    // A writer that read the expired token (another instance on this store) can no longer delete or overwrite the new one.
+    expect(await stored.deleteOutgoingIf(expired)).toBe(false);
+    expect(await stored.replaceOutgoing(expired, expired)).toBe(false);
+
+    const after = await call('alice', 'oauth1');
+    expect(after).toMatchObject({ kind: 'response', status: 200 });
   });
 });

@@ -2,7 +2,7 @@ import { createPublicKey, randomInt, type KeyObject } from 'node:crypto';
 import { request as undiciRequest } from 'undici';
 import type { PrincipalUser } from '../../auth/principal.js';
 import { constantTimeEqual } from '../../crypto/tokens.js';
-import { AppError } from '../../errors/index.js';
+import { AppError, type AppErrorOptions, type ErrorCode } from '../../errors/index.js';
 import { authorizationHeader, parseTokenResponse, problemOf } from '../../protocols/oauth1/client.js';
 import { escapeXml } from '../../protocols/applinks/manifest.js';
 import { appendParameters } from '../../protocols/oauth1/encoding.js';
@@ -50,6 +50,10 @@ export function consumerInfoXml(id: ConsumerIdentity): string {
  */
 export class OAuth1Consumer {
   readonly repo: OAuth1Repository;
+  /** Renewals in flight, by link and user: concurrent calls of this process share one. */
+  private readonly renewals = new Map<string, Promise<HeldToken | undefined>>();
+  /** The stored token each outgoing call signed with, so a refusal forgets that one and no newer. */
+  private readonly signedWith = new WeakMap<SignContext, OutgoingTokenRecord>();
 
   constructor(private readonly s: Services) {
     this.repo = new OAuth1Repository(s.store.db);
@@ -97,13 +101,17 @@ export class OAuth1Consumer {
         if (!ctx.asUser) throw new AppError('validation_failed', { field: 'asUser', message: '3-legged OAuth acts for one user: name the user (asUser).' });
         const held = await this.liveToken(ctx.link, ctx.asUser, ctx);
         if (!held) return this.authorizationRequired(ctx.link, ctx.asUser);
+        this.signedWith.set(ctx, held.record);
         return this.signed(request, ctx, held.token, held.secret);
       },
       rejected: async (response, ctx) => {
-        if (!ctx.asUser) return undefined;
+        const used = this.signedWith.get(ctx);
+        if (!ctx.asUser || !used) return undefined;
         const problem = problemOf(response.headers, response.body.toString('utf8').slice(0, 10_000));
         if (!problem || !DEAD_TOKEN.has(problem)) return undefined;
-        await this.repo.deleteOutgoing(ctx.link.id, ctx.asUser.id);
+        // The remote refused the token this call was signed with; a newer one stored since (a
+        // concurrent renewal, a new dance) is not what it refused: keep it, and let the 401 through.
+        if (!(await this.repo.deleteOutgoingIf(used)) && (await this.repo.findOutgoing(ctx.link.id, ctx.asUser.id))) return undefined;
         return this.authorizationRequired(ctx.link, ctx.asUser);
       },
     };
@@ -134,24 +142,67 @@ export class OAuth1Consumer {
     };
   }
 
-  /** The token we hold for a user at a link, renewed with its session handle when it has expired. */
-  private async liveToken(link: LinkRecord, user: PrincipalUser, ctx: SignContext): Promise<{ token: string; secret: string } | undefined> {
-    const held = await this.repo.findOutgoing(link.id, user.id);
-    if (!held) return undefined;
+  /**
+   * The token we hold for a user at a link, renewed with its session handle when it has expired.
+   * Concurrent calls of this process share one renewal (a provider honours one renewal of a
+   * token and refuses the others, as ours does with token_revoked).
+   */
+  private liveToken(link: LinkRecord, user: PrincipalUser, ctx: SignContext): Promise<HeldToken | undefined> {
+    const key = `${link.id}/${user.id}`;
+    const running = this.renewals.get(key);
+    if (running) return running;
+    return this.repo.findOutgoing(link.id, user.id).then((held) => {
+      if (!held) return undefined;
+      if (this.fresh(held)) return this.opened(held);
+      const joined = this.renewals.get(key);
+      if (joined) return joined;
+      const renewal = this.renew(link, ctx, held).finally(() => this.renewals.delete(key));
+      this.renewals.set(key, renewal);
+      return renewal;
+    });
+  }
+
+  /**
+   * Renews the expired token `held`. Only the remote's word that the token is dead (a problem
+   * in DEAD_TOKEN) forgets it; an outage, a 5xx or a garbled answer says nothing about the
+   * token, so it stays and the caller hears upstream_unavailable. Every write is
+   * compare-and-set on the row as read: a token stored meanwhile (by another instance) wins.
+   */
+  private async renew(link: LinkRecord, ctx: SignContext, held: OutgoingTokenRecord): Promise<HeldToken | undefined> {
     const opened = this.open(held);
-    const now = this.s.clock.now();
-    if (held.expiresAt === null || held.expiresAt > now) return opened;
-    if (!opened.sessionHandle || (held.sessionExpiresAt !== null && held.sessionExpiresAt <= now)) {
-      await this.repo.deleteOutgoing(link.id, user.id);
-      return undefined;
+    if (!opened.sessionHandle || (held.sessionExpiresAt !== null && held.sessionExpiresAt <= this.s.clock.now())) return this.forgetDead(held);
+    let renewed: TokenCredentials;
+    try {
+      renewed = await this.exchange(link, ctx.config, ctx.secrets, opened.token, opened.secret, { oauth_session_handle: opened.sessionHandle });
+    } catch (error) {
+      if (error instanceof RemoteRefusal && error.problem !== undefined && DEAD_TOKEN.has(error.problem)) return this.forgetDead(held);
+      throw error;
     }
-    const renewed = await this.exchange(link, ctx.config, ctx.secrets, opened.token, opened.secret, { oauth_session_handle: opened.sessionHandle }).catch(() => undefined);
-    if (!renewed) {
-      await this.repo.deleteOutgoing(link.id, user.id);
-      return undefined;
-    }
-    await this.store(link.id, user.id, renewed);
-    return { token: renewed.token, secret: renewed.secret };
+    const next = this.sealed(held.linkId, held.userId, renewed);
+    if (await this.repo.replaceOutgoing(held, next)) return { record: next, token: renewed.token, secret: renewed.secret };
+    // Changed meanwhile: forgotten (the renewed token is not stored back) or replaced (that one is used).
+    return this.current(held.linkId, held.userId);
+  }
+
+  /** Forgets a token the remote no longer honours, unless a newer one was stored since (then that one). */
+  private async forgetDead(held: OutgoingTokenRecord): Promise<HeldToken | undefined> {
+    if (await this.repo.deleteOutgoingIf(held)) return undefined;
+    return this.current(held.linkId, held.userId);
+  }
+
+  /** The token stored now, when it needs no renewal (whoever stored it just got it). */
+  private async current(linkId: string, userId: string): Promise<HeldToken | undefined> {
+    const now = await this.repo.findOutgoing(linkId, userId);
+    return now && this.fresh(now) ? this.opened(now) : undefined;
+  }
+
+  private fresh(t: OutgoingTokenRecord): boolean {
+    return t.expiresAt === null || t.expiresAt > this.s.clock.now();
+  }
+
+  private opened(t: OutgoingTokenRecord): HeldToken {
+    const { token, secret } = this.open(t);
+    return { record: t, token, secret };
   }
 
   private open(t: OutgoingTokenRecord): { token: string; secret: string; sessionHandle: string | null } {
@@ -163,10 +214,10 @@ export class OAuth1Consumer {
     };
   }
 
-  private async store(linkId: string, userId: string, t: TokenCredentials): Promise<void> {
+  private sealed(linkId: string, userId: string, t: TokenCredentials): OutgoingTokenRecord {
     const k = this.s.keyring;
     const now = this.s.clock.now();
-    await this.repo.saveOutgoing({
+    return {
       linkId,
       userId,
       tokenSealed: k.seal(t.token, sealContexts.outgoing('token_sealed', linkId, userId)),
@@ -175,7 +226,7 @@ export class OAuth1Consumer {
       createdAt: now,
       expiresAt: t.expiresIn !== null ? now + t.expiresIn * 1000 : null,
       sessionExpiresAt: t.authorizationExpiresIn !== null ? now + t.authorizationExpiresIn * 1000 : null,
-    });
+    };
   }
 
   // ---------------------------------------------------------------- the dance
@@ -242,7 +293,7 @@ export class OAuth1Consumer {
     const dance = await this.danceOf(linkId);
     const secret = k.open(pending.secretSealed, sealContexts.pending('secret_sealed', linkId, user.id));
     const credentials = await this.exchange(dance.link, dance.config, dance.secrets, held, secret, { oauth_verifier: verifier });
-    await this.store(linkId, user.id, credentials);
+    await this.repo.saveOutgoing(this.sealed(linkId, user.id, credentials));
     await this.s.audit.record(actor, { action: 'oauth1.outgoing.authorize', target: { type: 'link', id: linkId, name: dance.link.name }, details: { user: user.username } });
     return pending.returnTo;
   }
@@ -286,7 +337,7 @@ export class OAuth1Consumer {
     if (res.statusCode !== 200) {
       const problem = problemOf(res.headers, body);
       const code = problem === 'permission_denied' ? 'oauth1_permission_denied' : 'upstream_unavailable';
-      throw new AppError(code, { message: `${refused} (HTTP ${res.statusCode}${problem ? `, ${problem}` : ''}).` });
+      throw new RemoteRefusal(code, problem, { message: `${refused} (HTTP ${res.statusCode}${problem ? `, ${problem}` : ''}).` });
     }
     return parseTokenResponse(body);
   }
@@ -298,6 +349,24 @@ export class OAuth1Consumer {
 
   async forget(linkId: string, userId: string): Promise<boolean> {
     return (await this.repo.deleteOutgoing(linkId, userId)) > 0;
+  }
+}
+
+/** A stored token, opened, with the row it was read from (the version its writes compare with). */
+interface HeldToken {
+  record: OutgoingTokenRecord;
+  token: string;
+  secret: string;
+}
+
+/** The remote refused an access-token call; `problem` is its `oauth_problem`, when it named one. */
+class RemoteRefusal extends AppError {
+  constructor(
+    code: ErrorCode,
+    readonly problem: string | undefined,
+    options: AppErrorOptions,
+  ) {
+    super(code, options);
   }
 }
 

@@ -68,6 +68,10 @@ export const REVOKED_RETENTION_MS = 90 * 86_400_000;
  * - `recordNonces` inserts each key at most once ever (until pruned) and answers the keys this
  *   call inserted: a key it does not answer was already there (a replay).
  * - Deleting a link or a user deletes everything of theirs here (foreign key cascade).
+ * - As a consumer, `replaceOutgoing` and `deleteOutgoingIf` act only on the token row as it was
+ *   read (compare-and-set on its sealed token): of concurrent writers, on any instance sharing
+ *   the store, one that read an older token never overwrites or deletes a newer one. A key
+ *   rotation re-seals rows, so a write racing it fails safe (nothing is overwritten or deleted).
  */
 export class OAuth1Repository {
   private readonly db: Kysely<Database & OAuth1Tables>;
@@ -231,6 +235,7 @@ export class OAuth1Repository {
     return row ? toOutgoing(row) : undefined;
   }
 
+  /** Stores a user's token at a link, replacing whatever was there (a finished dance). */
   async saveOutgoing(t: OutgoingTokenRecord): Promise<void> {
     const row = outgoingRow(t);
     await this.db
@@ -249,6 +254,42 @@ export class OAuth1Repository {
       .execute();
   }
 
+  /**
+   * Compare-and-set: replaces the token `read` by `next` only while the row still holds `read`
+   * (its sealed token, unique per seal, is the version). False when it changed or went since it
+   * was read: renewed elsewhere, re-authorized, forgotten, or its link re-pointed.
+   */
+  async replaceOutgoing(read: OutgoingTokenRecord, next: OutgoingTokenRecord): Promise<boolean> {
+    const row = outgoingRow(next);
+    const r = await this.db
+      .updateTable('oauth1_outgoing_tokens')
+      .set({
+        token_sealed: row.token_sealed,
+        secret_sealed: row.secret_sealed,
+        session_handle_sealed: row.session_handle_sealed,
+        created_at: row.created_at,
+        expires_at: row.expires_at,
+        session_expires_at: row.session_expires_at,
+      })
+      .where('link_id', '=', read.linkId)
+      .where('user_id', '=', read.userId)
+      .where('token_sealed', '=', read.tokenSealed)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
+  }
+
+  /** Compare-and-delete: forgets the token `read` only while the row still holds it; a newer token stays. */
+  async deleteOutgoingIf(read: OutgoingTokenRecord): Promise<boolean> {
+    const r = await this.db
+      .deleteFrom('oauth1_outgoing_tokens')
+      .where('link_id', '=', read.linkId)
+      .where('user_id', '=', read.userId)
+      .where('token_sealed', '=', read.tokenSealed)
+      .executeTakeFirst();
+    return Number(r.numDeletedRows) === 1;
+  }
+
+  /** Forgets a user's token at a link, or every user's (whatever it holds now). */
   async deleteOutgoing(linkId: string, userId?: string): Promise<number> {
     let q = this.db.deleteFrom('oauth1_outgoing_tokens').where('link_id', '=', linkId);
     if (userId !== undefined) q = q.where('user_id', '=', userId);
