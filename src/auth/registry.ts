@@ -83,6 +83,9 @@ export interface ProtocolModule {
   setup?(services: Services): ModuleRuntime;
 }
 
+/** What a module deleted when a link changed, counted by kind (`{ oauth1OutgoingTokens: 2 }`), for the audit log. */
+export type Forgotten = Readonly<Record<string, number>>;
+
 /** What a module contributes at run time. Every member is optional. */
 export interface ModuleRuntime {
   /** Authenticators with their position in the pipeline (lower `order` runs first). */
@@ -101,10 +104,17 @@ export interface ModuleRuntime {
   accountSection?(context: { user: PrincipalUser; csrf: string }): Promise<SafeHtml>;
   /**
    * Runs inside the transaction that removes a link's configuration of a type (`type`) or the
-   * whole link (`type` undefined): delete what was issued through it. Rows that reference
-   * `links(id)` with ON DELETE CASCADE go with a deleted link by themselves.
+   * whole link (`type` undefined): delete what was issued through it, on the incoming side, or
+   * obtained with it, on the outgoing side. Rows that reference `links(id)` with ON DELETE
+   * CASCADE go with a deleted link by themselves. Answers what it deleted, for the audit entry.
    */
-  onAuthRemoved?(trx: Executor, linkId: string, direction: 'incoming' | 'outgoing', type: string): Promise<void>;
+  onAuthRemoved?(trx: Executor, linkId: string, direction: 'incoming' | 'outgoing', type: string): Promise<Forgotten | void>;
+  /**
+   * Runs inside the transaction that gives a link a different URL: delete the credentials
+   * obtained from the remote it pointed at (users' tokens, dances in progress), which must never
+   * be sent, signed, to whatever it points at now. Answers what it deleted, for the audit entry.
+   */
+  onLinkMoved?(trx: Executor, linkId: string): Promise<Forgotten | void>;
   /** The per-user authorizations this module issues, for the authorized-applications list. */
   readonly authorizations?: AuthorizationProvider;
   /**

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Value } from '@sinclair/typebox/value';
 import { request as undiciRequest } from 'undici';
-import type { AuthTypeDescriptor, AuthTypeRegistry, LinkAuthSpec } from '../auth/registry.js';
+import type { AuthTypeDescriptor, AuthTypeRegistry, Forgotten, LinkAuthSpec } from '../auth/registry.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { AppError } from '../errors/index.js';
 import { parseManifest, type Manifest } from '../protocols/applinks/manifest.js';
@@ -151,10 +151,13 @@ export class LinkService {
     if (update.url !== undefined) patch.url = normaliseUrl(update.url);
     if (update.applicationType !== undefined) patch.applicationType = checkApplicationType(update.applicationType);
     await this.conflictsAsAppErrors(update.name ?? '', () =>
-      this.store.transaction(async (repos) => {
-        const link = await repos.links.update(id, patch, this.clock.now());
+      this.store.transaction(async (repos, trx) => {
+        const before = await repos.links.findById(id);
+        const link = before && (await repos.links.update(id, patch, this.clock.now()));
         if (!link) throw new AppError('not_found', { message: 'No such application link.' });
-        await this.audit.record(actor, { action: 'link.update', target: { type: 'link', id, name: link.name }, details: { fields: Object.keys(patch) } }, repos);
+        // Credentials obtained from the old remote must not follow the link to another one.
+        const forgotten = link.url !== before.url ? await this.forget(this.services().runtimes.map((r) => () => r.onLinkMoved?.(trx, id))) : undefined;
+        await this.audit.record(actor, { action: 'link.update', target: { type: 'link', id, name: link.name }, details: { fields: Object.keys(patch), ...forgotten } }, repos);
       }),
     );
     this.revocations.link(id);
@@ -171,8 +174,8 @@ export class LinkService {
       this.store.transaction(async (repos, trx) => {
         await repos.links.upsertAuth(auth);
         // A new lookup key (consumer key, client id) is a different client: what the old one was issued goes.
-        if (existing && existing.lookupKey !== auth.lookupKey) await this.authRemoved(trx, id, direction, type);
-        await this.audit.record(actor, { action: `link.${direction}.set`, target: { type: 'link', id, name: link.name }, details: { type } }, repos);
+        const forgotten = existing && existing.lookupKey !== auth.lookupKey ? await this.authRemoved(trx, id, direction, type) : undefined;
+        await this.audit.record(actor, { action: `link.${direction}.set`, target: { type: 'link', id, name: link.name }, details: { type, ...forgotten } }, repos);
         await within?.(repos, trx, id);
       }),
     );
@@ -188,8 +191,8 @@ export class LinkService {
       if (!(await repos.links.deleteAuth(id, direction, type))) {
         throw new AppError('not_found', { message: `The link has no ${direction} ${type} configuration.` });
       }
-      await this.authRemoved(trx, id, direction, type);
-      await this.audit.record(actor, { action: `link.${direction}.delete`, target: { type: 'link', id, name: link.name }, details: { type } }, repos);
+      const forgotten = await this.authRemoved(trx, id, direction, type);
+      await this.audit.record(actor, { action: `link.${direction}.delete`, target: { type: 'link', id, name: link.name }, details: { type, ...forgotten } }, repos);
     });
     this.revocations.link(id);
     return this.get(id);
@@ -227,8 +230,15 @@ export class LinkService {
     return match ?? undefined;
   }
 
-  private async authRemoved(trx: Executor, linkId: string, direction: Direction, type: string): Promise<void> {
-    for (const runtime of this.services().runtimes) await runtime.onAuthRemoved?.(trx, linkId, direction, type);
+  private authRemoved(trx: Executor, linkId: string, direction: Direction, type: string): Promise<{ forgotten: Forgotten } | undefined> {
+    return this.forget(this.services().runtimes.map((r) => () => r.onAuthRemoved?.(trx, linkId, direction, type)));
+  }
+
+  /** Runs modules' hooks one after the other (they share a transaction) and adds up what they deleted, for the audit entry. */
+  private async forget(hooks: ReadonlyArray<() => Promise<Forgotten | void> | undefined>): Promise<{ forgotten: Forgotten } | undefined> {
+    const forgotten: Record<string, number> = {};
+    for (const hook of hooks) Object.assign(forgotten, await hook());
+    return Object.keys(forgotten).length > 0 ? { forgotten } : undefined;
   }
 
   /** The opened secret fields of a configuration. */

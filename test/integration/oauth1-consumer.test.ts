@@ -2,6 +2,8 @@ import type { LightMyRequestResponse } from 'fastify';
 import { getGlobalDispatcher, MockAgent, setGlobalDispatcher } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { oauth1Of } from '../../src/modules/oauth1/index.js';
+import type { OAuth1Tables } from '../../src/modules/oauth1/tables.js';
+import { withTables } from '../../src/storage/repositories/common.js';
 import { SYSTEM_ACTOR } from '../../src/services/audit.js';
 import { DIALECTS, json, userWithToken, type Harness } from '../helpers/harness.js';
 import { CookieJar, hiddenFields, listeningHarness, signIn } from '../helpers/oauth2.js';
@@ -67,6 +69,10 @@ describe.each(DIALECTS)('our OAuth 1.0a consumer against our provider on %s', (d
     await provider.close();
     await upstream.close();
   });
+
+  /** What B keeps for its link to A, per table: the users' tokens and the dances in progress. */
+  const kept = async (table: 'oauth1_outgoing_tokens' | 'oauth1_outgoing_requests') =>
+    withTables<OAuth1Tables>(consumer.services.store.db).selectFrom(table).select('user_id').where('link_id', '=', linkAtConsumer).execute();
 
   /** Runs `work` with A's access-token endpoint answering as `fail` says, seen from B's outgoing calls. */
   async function withAccessTokenEndpoint<T>(fail: (i: ReturnType<MockAgent['get']>) => void, work: () => Promise<T>): Promise<T> {
@@ -205,5 +211,48 @@ describe.each(DIALECTS)('our OAuth 1.0a consumer against our provider on %s', (d
 
     const after = await call('alice', 'oauth1');
     expect(after).toMatchObject({ kind: 'response', status: 200 });
+  });
+
+  it('forgets the users’ tokens and dances in progress when the outgoing configuration goes or the link moves', async () => {
+    const admin = { authorization: consumer.adminBasic };
+    const alice = (await consumer.services.users.findByUsername('alice'))!;
+    const held = () => oauth1Of(consumer.services).consumer.heldFor(alice.id);
+    const bobStarts = async () => {
+      const jar = await signIn(consumer, 'bob', 'bob-password');
+      const start = await consumer.inject({ url: `/plugins/servlet/applinks/oauth/login-dance/authorize?applicationLinkID=${linkAtConsumer}`, headers: { cookie: jar.header } });
+      expect(start.statusCode, start.body).toBe(303);
+    };
+
+    // Removing the outgoing 3-legged configuration.
+    expect((await loginDance('alice')).statusCode).toBe(303);
+    await bobStarts();
+    expect(await kept('oauth1_outgoing_tokens')).toHaveLength(1);
+    expect(await kept('oauth1_outgoing_requests')).toHaveLength(1);
+    // Another type going leaves them alone.
+    expect((await consumer.inject({ method: 'DELETE', url: `/api/v1/links/${linkAtConsumer}/outgoing/oauth1-2lo`, headers: admin })).statusCode).toBe(200);
+    expect(await held()).toHaveLength(1);
+    const removed = await consumer.inject({ method: 'DELETE', url: `/api/v1/links/${linkAtConsumer}/outgoing/oauth1`, headers: admin });
+    expect(removed.statusCode, removed.body).toBe(200);
+    expect(await kept('oauth1_outgoing_tokens')).toEqual([]);
+    expect(await kept('oauth1_outgoing_requests')).toEqual([]);
+
+    // Re-pointing the link: the same URL written differently keeps what users authorized, a new URL does not.
+    expect((await consumer.inject({ method: 'PUT', url: `/api/v1/links/${linkAtConsumer}/outgoing/oauth1`, headers: admin, payload: {} })).statusCode).toBe(200);
+    expect((await loginDance('alice')).statusCode).toBe(303);
+    await bobStarts();
+    expect((await consumer.inject({ method: 'PATCH', url: `/api/v1/links/${linkAtConsumer}`, headers: admin, payload: { name: 'Provider A', url: `${providerBase}/` } })).statusCode).toBe(200);
+    expect(await held()).toHaveLength(1);
+    const moved = await consumer.inject({ method: 'PATCH', url: `/api/v1/links/${linkAtConsumer}`, headers: admin, payload: { url: upstream.url } });
+    expect(moved.statusCode, moved.body).toBe(200);
+    expect(await kept('oauth1_outgoing_tokens')).toEqual([]);
+    expect(await kept('oauth1_outgoing_requests')).toEqual([]);
+    const seen = upstream.seen.length;
+    expect(await call('alice', 'oauth1')).toMatchObject({ kind: 'authorization-required' });
+    expect(upstream.seen.length).toBe(seen);
+
+    // The audit log says what went with each change.
+    const audit = json<{ entries: Array<{ action: string; details: Record<string, unknown> }> }>(await consumer.inject({ url: '/api/v1/audit', headers: admin }));
+    expect(audit.entries.find((e) => e.action === 'link.outgoing.delete' && e.details.type === 'oauth1')?.details).toMatchObject({ forgotten: { oauth1OutgoingTokens: 1, oauth1PendingDances: 1 } });
+    expect(audit.entries.find((e) => e.action === 'link.update' && (e.details.fields as string[]).includes('url'))?.details).toMatchObject({ forgotten: { oauth1OutgoingTokens: 1, oauth1PendingDances: 1 } });
   });
 });

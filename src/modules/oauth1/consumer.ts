@@ -1,6 +1,7 @@
 import { createPublicKey, randomInt, type KeyObject } from 'node:crypto';
 import { request as undiciRequest } from 'undici';
 import type { PrincipalUser } from '../../auth/principal.js';
+import type { Forgotten } from '../../auth/registry.js';
 import { constantTimeEqual } from '../../crypto/tokens.js';
 import { AppError, type AppErrorOptions, type ErrorCode } from '../../errors/index.js';
 import { authorizationHeader, parseTokenResponse, problemOf } from '../../protocols/oauth1/client.js';
@@ -10,6 +11,7 @@ import type { SignatureMethod, SigningSecrets } from '../../protocols/oauth1/sig
 import type { OutgoingRequest, OutgoingSigner, SignContext, SignResult } from '../../outgoing/types.js';
 import type { Actor } from '../../services/audit.js';
 import type { Services } from '../../services/index.js';
+import type { Executor } from '../../storage/repositories/common.js';
 import type { LinkRecord } from '../../storage/repositories/links.js';
 import { OAUTH1_2LOI_TYPE, OAUTH1_TYPE, type OutgoingThreeLeggedConfig } from './consumers.js';
 import { OAuth1Repository, type OutgoingTokenRecord } from './repository.js';
@@ -349,6 +351,18 @@ export class OAuth1Consumer {
 
   async forget(linkId: string, userId: string): Promise<boolean> {
     return (await this.repo.deleteOutgoing(linkId, userId)) > 0;
+  }
+
+  /**
+   * The link's outgoing 3-legged configuration went, or the link points at another remote now:
+   * every user's token and dance in progress goes with it (in the caller's transaction), so
+   * nothing obtained from the old remote is ever signed towards the new one.
+   */
+  async remoteGone(trx: Executor, linkId: string): Promise<Forgotten | undefined> {
+    const repo = new OAuth1Repository(trx);
+    const tokens = await repo.deleteOutgoing(linkId);
+    const dances = await repo.deletePendingOf(linkId);
+    return tokens + dances > 0 ? { oauth1OutgoingTokens: tokens, oauth1PendingDances: dances } : undefined;
   }
 }
 

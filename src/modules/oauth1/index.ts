@@ -137,7 +137,11 @@ export const oauth1Module: ProtocolModule = {
       },
       async onAuthRemoved(trx, linkId, direction, type) {
         if (direction === 'incoming' && (type === OAUTH1_TYPE || type === undefined)) await provider.consumerRemoved(trx, linkId);
+        // Users' tokens at the remote were obtained with the outgoing 3-legged configuration: they go with it.
+        if (direction === 'outgoing' && type === OAUTH1_TYPE) return consumer.remoteGone(trx, linkId);
+        return undefined;
       },
+      onLinkMoved: (trx, linkId) => consumer.remoteGone(trx, linkId),
       // Where a remote administrator finds what to register for us (our extension of the manifest).
       async manifestFields() {
         const id = await consumer.identity();

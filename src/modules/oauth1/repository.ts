@@ -296,6 +296,11 @@ export class OAuth1Repository {
     return Number((await q.executeTakeFirst()).numDeletedRows);
   }
 
+  /** Forgets the dances in progress towards a link. */
+  async deletePendingOf(linkId: string): Promise<number> {
+    return Number((await this.db.deleteFrom('oauth1_outgoing_requests').where('link_id', '=', linkId).executeTakeFirst()).numDeletedRows);
+  }
+
   async outgoingOf(userId: string): Promise<OutgoingTokenRecord[]> {
     const rows = await this.db.selectFrom('oauth1_outgoing_tokens').selectAll().where('user_id', '=', userId).execute();
     return rows.map(toOutgoing);
