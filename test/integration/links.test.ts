@@ -1,18 +1,18 @@
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SYSTEM_ACTOR } from '../../src/services/audit.js';
-import { createHarness, json, userWithToken, type Harness } from '../helpers/harness.js';
+import { createHarness, DIALECTS, json, userWithToken, type Harness } from '../helpers/harness.js';
 import { startUpstream } from '../helpers/upstream.js';
 
-describe('application links: health and the outgoing client', () => {
+describe.each(DIALECTS)('application links: health and the outgoing client on %s', (dialect) => {
   let local: Harness;
   let remote: Harness;
   let remoteUrl: string;
   let echo: Awaited<ReturnType<typeof startUpstream>>;
 
   beforeAll(async () => {
-    local = await createHarness('sqlite');
-    remote = await createHarness('sqlite', { config: { appName: 'Remote Jira', applicationType: 'jira' } });
+    local = await createHarness(dialect);
+    remote = await createHarness(dialect, { config: { appName: 'Remote Jira', applicationType: 'jira' } });
     await remote.app.listen({ port: 0, host: '127.0.0.1' });
     remoteUrl = `http://127.0.0.1:${(remote.app.server.address() as AddressInfo).port}`;
     echo = await startUpstream();
