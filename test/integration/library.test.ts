@@ -5,25 +5,26 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApplinks, type Applinks } from '../../src/index.js';
 import { SYSTEM_ACTOR } from '../../src/services/audit.js';
-import { createHarness, basic, type Harness } from '../helpers/harness.js';
+import { createHarness, basic, DIALECTS, type Harness } from '../helpers/harness.js';
 import { authHeader, registerConsumer } from '../helpers/oauth1.js';
 
 /**
  * A Node host embeds applinks through the library, sharing the store with a running applinks
  * server: a token created on the server authenticates inside the host, with no hop between.
  */
-describe('library inside Node hosts', () => {
+describe.each(DIALECTS)('library inside Node hosts on %s', (dialect) => {
   let server: Harness;
   let lib: Applinks;
   let token: string;
 
   beforeAll(async () => {
-    server = await createHarness('postgres');
+    server = await createHarness(dialect);
     const user = await server.services.users.create({ username: 'alice', password: 'alice-password' }, SYSTEM_ACTOR);
     token = (await server.services.apiTokens.create(user.id, { name: 'lib', expiresAt: null }, SYSTEM_ACTOR)).token;
     lib = await createApplinks(
-      { databaseUrl: server.store.databaseUrl, dataDir: server.store.dataDir, baseUrl: 'http://host.test', logLevel: 'silent' },
-      { storeOptions: { schema: server.store.schema!, poolSize: 2 } },
+      // A short cache lifetime: the revocation test waits it out once per dialect.
+      { databaseUrl: server.store.databaseUrl, dataDir: server.store.dataDir, baseUrl: 'http://host.test', logLevel: 'silent', authCacheTtlMs: 200 },
+      server.store.schema ? { storeOptions: { schema: server.store.schema, poolSize: 2 } } : {},
     );
   });
   afterAll(async () => {
