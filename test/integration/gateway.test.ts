@@ -5,11 +5,11 @@ import { SignJWT, generateKeyPair } from 'jose';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertionVerifier } from '../../src/lib/index.js';
-import { createHarness, json, userWithToken, type Harness } from '../helpers/harness.js';
+import { createHarness, DIALECTS, json, userWithToken, type Harness } from '../helpers/harness.js';
 import { startUpstream, type SeenRequest } from '../helpers/upstream.js';
 
-// The gateway's behaviour does not depend on the dialect; the store paths it uses are covered per dialect elsewhere.
-describe('gateway in front of a host', () => {
+// Everything that looks up a credential (API tokens) or signs with a stored key (the assertion) reads the store: per dialect.
+describe.each(DIALECTS)('gateway in front of a host on %s', (dialect) => {
   let h: Harness;
   let upstream: Awaited<ReturnType<typeof startUpstream>>;
   let base: string;
@@ -17,7 +17,7 @@ describe('gateway in front of a host', () => {
 
   beforeAll(async () => {
     upstream = await startUpstream();
-    h = await createHarness('sqlite', { config: { upstreamUrl: upstream.url } });
+    h = await createHarness(dialect, { config: { upstreamUrl: upstream.url } });
     await h.app.listen({ port: 0, host: '127.0.0.1' });
     base = `http://127.0.0.1:${(h.app.server.address() as AddressInfo).port}`;
     alice = await userWithToken(h, 'alice');
@@ -55,33 +55,6 @@ describe('gateway in front of a host', () => {
     expect(seen.headers['x-custom']).toBe('kept');
     expect(seen.headers['x-forwarded-for']).toBe('127.0.0.1');
     expect(seen.headers['x-forwarded-proto']).toBe('http');
-  });
-
-  it('forwards anonymous requests without a user, and spoofed identity headers never pass', async () => {
-    await (await request(`${base}/public`, { headers: { 'x-applinks-user': 'admin', 'x-applinks-assertion': 'forged' } })).body.text();
-    const seen = last();
-    expect(seen.headers['x-applinks-user']).toBeUndefined();
-    expect(seen.headers['x-applinks-auth']).toBe('anonymous');
-    expect(seen.headers['x-applinks-assertion']).not.toBe('forged');
-  });
-
-  it('drops underscore spellings of the identity headers and proxy headers from an untrusted client', async () => {
-    const forged = {
-      X_Applinks_User: 'admin',
-      'X-Applinks_User': 'admin',
-      X_APPLINKS_AUTH: 'api-token',
-      forwarded: 'for=10.0.0.1;proto=https',
-      'x-real-ip': '10.0.0.1',
-      'x-forwarded-port': '443',
-      'x-forwarded-prefix': '/admin',
-      'x-original-uri': '/admin',
-      'x-applinksish': 'kept',
-    };
-    await (await request(`${base}/public`, { headers: forged })).body.text();
-    const seen = last();
-    for (const name of Object.keys(forged).filter((n) => n !== 'x-applinksish')) expect(seen.headers[name.toLowerCase()], name).toBeUndefined();
-    expect(seen.headers['x-applinksish']).toBe('kept');
-    expect(seen.headers['x-applinks-auth']).toBe('anonymous');
   });
 
   it('signs an assertion of the same identity that a host verifies through the published JWKS', async () => {
@@ -124,16 +97,6 @@ describe('gateway in front of a host', () => {
     expect(upstream.seen.length).toBe(before);
   });
 
-  it('keeps applinks paths to itself: unknown ones are 404 here, never forwarded', async () => {
-    const before = upstream.seen.length;
-    for (const path of ['/api/v1/nope', '/rest/applinks/1.0/nope', '/applinks/nope']) {
-      const res = await request(`${base}${path}`);
-      expect(res.statusCode, path).toBe(404);
-      await res.body.text();
-    }
-    expect(upstream.seen.length).toBe(before);
-  });
-
   it('forwards a body sent after 100 Continue, without the Expect header the host never needs', async () => {
     const body = randomBytes(256 * 1024);
     const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
@@ -150,6 +113,67 @@ describe('gateway in front of a host', () => {
     expect(echoed.bodySha256).toBe(createHash('sha256').update(body).digest('hex'));
     expect(echoed.headers.expect).toBeUndefined();
     expect(echoed.headers['x-applinks-user']).toBe('alice');
+  });
+});
+
+// How the gateway treats HTTP itself: the headers it strips from anonymous requests, the paths it keeps, the request
+// targets it refuses, a host that is down. No credential is looked up and no stored row decides the outcome (the
+// PROPFIND's token is never read: unknown routes answer 404 before authentication), so one dialect keeps it fast.
+describe('gateway HTTP handling (store-independent, SQLite only)', () => {
+  let h: Harness;
+  let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  let base: string;
+  let alice: Awaited<ReturnType<typeof userWithToken>>;
+
+  beforeAll(async () => {
+    upstream = await startUpstream();
+    h = await createHarness('sqlite', { config: { upstreamUrl: upstream.url } });
+    await h.app.listen({ port: 0, host: '127.0.0.1' });
+    base = `http://127.0.0.1:${(h.app.server.address() as AddressInfo).port}`;
+    alice = await userWithToken(h, 'alice');
+  });
+  afterAll(async () => {
+    await h.close();
+    await upstream.close();
+  });
+
+  const last = (): SeenRequest => upstream.seen[upstream.seen.length - 1]!;
+
+  it('forwards anonymous requests without a user, and spoofed identity headers never pass', async () => {
+    await (await request(`${base}/public`, { headers: { 'x-applinks-user': 'admin', 'x-applinks-assertion': 'forged' } })).body.text();
+    const seen = last();
+    expect(seen.headers['x-applinks-user']).toBeUndefined();
+    expect(seen.headers['x-applinks-auth']).toBe('anonymous');
+    expect(seen.headers['x-applinks-assertion']).not.toBe('forged');
+  });
+
+  it('drops underscore spellings of the identity headers and proxy headers from an untrusted client', async () => {
+    const forged = {
+      X_Applinks_User: 'admin',
+      'X-Applinks_User': 'admin',
+      X_APPLINKS_AUTH: 'api-token',
+      forwarded: 'for=10.0.0.1;proto=https',
+      'x-real-ip': '10.0.0.1',
+      'x-forwarded-port': '443',
+      'x-forwarded-prefix': '/admin',
+      'x-original-uri': '/admin',
+      'x-applinksish': 'kept',
+    };
+    await (await request(`${base}/public`, { headers: forged })).body.text();
+    const seen = last();
+    for (const name of Object.keys(forged).filter((n) => n !== 'x-applinksish')) expect(seen.headers[name.toLowerCase()], name).toBeUndefined();
+    expect(seen.headers['x-applinksish']).toBe('kept');
+    expect(seen.headers['x-applinks-auth']).toBe('anonymous');
+  });
+
+  it('keeps applinks paths to itself: unknown ones are 404 here, never forwarded', async () => {
+    const before = upstream.seen.length;
+    for (const path of ['/api/v1/nope', '/rest/applinks/1.0/nope', '/applinks/nope']) {
+      const res = await request(`${base}${path}`);
+      expect(res.statusCode, path).toBe(404);
+      await res.body.text();
+    }
+    expect(upstream.seen.length).toBe(before);
   });
 
   it('refuses request targets that are not paths (asterisk and absolute forms) with 400, and owned paths answer unknown methods in the catalog shape', async () => {
@@ -177,10 +201,10 @@ describe('gateway in front of a host', () => {
   });
 });
 
-describe('forward-auth', () => {
+describe.each(DIALECTS)('forward-auth on %s', (dialect) => {
   let h: Harness;
   beforeAll(async () => {
-    h = await createHarness('sqlite', { config: { trustedProxies: '127.0.0.1' } });
+    h = await createHarness(dialect, { config: { trustedProxies: '127.0.0.1' } });
   });
   afterAll(async () => h.close());
 
@@ -205,7 +229,10 @@ describe('forward-auth', () => {
     const bad = await h.inject({ url: '/rest/applinks/1.0/forward-auth', headers: { authorization: 'Bearer alpat_wrong' } });
     expect(bad.statusCode).toBe(401);
   });
+});
 
+// A pure function of the request and the edge configuration: no server, no store.
+describe('forward-auth: the original request', () => {
   it('believes X-Forwarded-* and X-Original-* only from trusted proxies', async () => {
     const { originalRequest } = await import('../../src/gateway/forward-auth.js');
     const { Edge } = await import('../../src/auth/edge.js');
