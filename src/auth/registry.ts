@@ -21,6 +21,12 @@ export interface LinkAuthSpec {
    * shared secret to an RSA key) drops it instead.
    */
   keepsSecret?(name: string, input: Record<string, unknown>): boolean;
+  /**
+   * What credentials obtained or issued with this configuration are bound to (outgoing OAuth
+   * 1.0a: our consumer key and the remote's token endpoints). A change is a different party, and
+   * what the old configuration obtained or issued goes, as with a new lookup key.
+   */
+  boundTo?(config: Record<string, unknown>): string;
   /** A value the type finds a link by (OAuth consumer key, client id); unique per direction and type. */
   lookupKey?(config: Record<string, unknown>): string | undefined;
   /**

@@ -44,7 +44,20 @@ const outgoingSpec = (type: string, schema: typeof OutgoingTwoLeggedSchema | typ
   // Switched to RSA (the default method), we sign with our key pair: the old shared secret goes.
   keepsSecret: (_name: string, input: Record<string, unknown>) => typeof input.signatureMethod === 'string' && input.signatureMethod.startsWith('HMAC'),
   validate: (config: Record<string, unknown>) => validateOutgoingIdentity(type, config as OutgoingIdentityConfig & Record<string, unknown>),
+  // Users' remote tokens belong to our consumer key at these endpoints' hosts (defaults follow the link URL).
+  boundTo: (config: Record<string, unknown>) =>
+    JSON.stringify([config.consumerKey ?? null, ...['requestTokenUrl', 'authorizeUrl', 'accessTokenUrl'].map((name) => originOf(config[name]))]),
 });
+
+/** The origin of an absolute endpoint URL; a path (below the link URL) or nothing follows the link. */
+function originOf(value: unknown): string | null {
+  if (typeof value !== 'string' || value.startsWith('/')) return null;
+  try {
+    return new URL(value).origin;
+  } catch {
+    return value;
+  }
+}
 
 /**
  * OAuth 1.0a in both directions, wire-compatible with Jira and Confluence (PROTOCOLS.md §1).
