@@ -1,29 +1,47 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
-import { Keyring } from '../crypto/keyring.js';
+import { Keyring, type KeySource } from '../crypto/keyring.js';
 
 export const MASTER_KEY_FILE = 'master.key';
+
+export type KeySourceKind = 'env' | 'file';
 
 /**
  * The master keys: from APPLINKS_MASTER_KEY when set, else from `<dataDir>/master.key`, which is
  * created (random 256-bit, mode 0600) on first start. The file holds one base64 key per line,
- * the first one sealing.
+ * the first one sealing. A keyring from the file follows it (see `keyFileSource`); one from the
+ * variable is fixed for the life of the process, since a process cannot see its environment
+ * change: rotating means restarting with the new value.
  */
-export function loadMasterKeys(config: Pick<Config, 'masterKey' | 'dataDir'>): { keyring: Keyring; source: 'env' | 'file'; created: boolean } {
+export function loadMasterKeys(config: Pick<Config, 'masterKey' | 'dataDir'>): { keyring: Keyring; source: KeySourceKind; file: string | undefined; created: boolean } {
   if (config.masterKey && config.masterKey.length > 0) {
-    return { keyring: new Keyring(config.masterKey.map((k) => Buffer.from(k, 'base64'))), source: 'env', created: false };
+    return { keyring: new Keyring(config.masterKey.map((k) => Buffer.from(k, 'base64'))), source: 'env', file: undefined, created: false };
   }
   const file = path.join(config.dataDir, MASTER_KEY_FILE);
-  // After `applinks keys rotate` in another process, values sealed under the new key turn up.
-  const reload = () => readKeyFile(file);
   if (existsSync(file)) {
-    return { keyring: new Keyring(readKeyFile(file), reload), source: 'file', created: false };
+    return { keyring: new Keyring(readKeyFile(file), keyFileSource(file)), source: 'file', file, created: false };
   }
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const key = Keyring.generateKey();
   writeKeyFile(file, [key]);
-  return { keyring: new Keyring([key], reload), source: 'file', created: true };
+  return { keyring: new Keyring([key], keyFileSource(file)), source: 'file', file, created: true };
+}
+
+/**
+ * The key file as a keyring source. Its version is the file's inode, size and modification
+ * time: `writeKeyFile` replaces the file by rename, so every rewrite gets a new inode, and a
+ * version costs one stat, cheap enough to look before every seal.
+ */
+export function keyFileSource(file: string): KeySource {
+  return {
+    description: file,
+    version() {
+      const st = statSync(file, { bigint: true });
+      return `${st.ino}:${st.size}:${st.mtimeNs}`;
+    },
+    read: () => readKeyFile(file),
+  };
 }
 
 export function readKeyFile(file: string): Buffer[] {

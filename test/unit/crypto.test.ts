@@ -29,9 +29,39 @@ describe('keyring', () => {
     const k1 = Keyring.generateKey();
     const k2 = Keyring.generateKey();
     const newer = new Keyring([k2, k1]).seal('v', 'c');
-    const running = new Keyring([k1], () => [k2, k1]);
+    const running = new Keyring([k1], { description: 'test', version: () => 'same', read: () => [k2, k1] });
     expect(running.open(newer, 'c')).toBe('v');
     expect(running.currentKid).toBe(Keyring.kidOf(k2));
+  });
+
+  it('follows its source: a changed version before a seal means the new first key seals', () => {
+    const k1 = Keyring.generateKey();
+    const k2 = Keyring.generateKey();
+    let file: { version: string; keys: Buffer[] | Error } = { version: '1', keys: [k1] };
+    const changes: string[][] = [];
+    const failures: string[] = [];
+    const keyring = new Keyring([k1], {
+      description: 'test',
+      version: () => file.version,
+      read: () => {
+        if (file.keys instanceof Error) throw file.keys;
+        return file.keys;
+      },
+    });
+    keyring.listen({ changed: (kids) => changes.push([...kids]), failed: (e) => failures.push(e.message) });
+    expect(keyring.kidOfSealed(keyring.seal('a', 'c'))).toBe(Keyring.kidOf(k1));
+    // Rotated elsewhere: staged second, then promoted first.
+    file = { version: '2', keys: [k1, k2] };
+    expect(keyring.kidOfSealed(keyring.seal('a', 'c'))).toBe(Keyring.kidOf(k1));
+    file = { version: '3', keys: [k2, k1] };
+    expect(keyring.kidOfSealed(keyring.seal('a', 'c'))).toBe(Keyring.kidOf(k2));
+    expect(changes).toEqual([[Keyring.kidOf(k1), Keyring.kidOf(k2)], [Keyring.kidOf(k2), Keyring.kidOf(k1)]]);
+    // A source that cannot be read keeps the keys in use, and says so once per version.
+    file = { version: '4', keys: new Error('bad key file') };
+    expect(keyring.kidOfSealed(keyring.seal('a', 'c'))).toBe(Keyring.kidOf(k2));
+    keyring.seal('a', 'c');
+    expect(failures).toEqual(['bad key file']);
+    expect(keyring.refresh()).toBe(false);
   });
 });
 
