@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Value } from '@sinclair/typebox/value';
 import { request as undiciRequest } from 'undici';
 import type { AuthTypeDescriptor, AuthTypeRegistry, Forgotten, LinkAuthSpec } from '../auth/registry.js';
-import type { Keyring } from '../crypto/keyring.js';
+import { SealError, type Keyring } from '../crypto/keyring.js';
 import { AppError } from '../errors/index.js';
 import { parseManifest, type Manifest } from '../protocols/applinks/manifest.js';
 import { UniqueViolation, type Executor } from '../storage/repositories/common.js';
@@ -85,6 +85,8 @@ export type Within = (repos: Repositories, trx: Executor, linkId: string) => Pro
 export class LinkService {
   private readonly incomingCache: TtlCache<IncomingMatch | null>;
   private readonly linkCache: TtlCache<LinkRecord>;
+  /** Sealed values already logged as unreadable, so a list polled every few seconds logs each once. */
+  private readonly unreadableReported = new Set<string>();
 
   constructor(
     private readonly store: Store,
@@ -244,6 +246,57 @@ export class LinkService {
     return Object.keys(forgotten).length > 0 ? { forgotten } : undefined;
   }
 
+  /**
+   * The names of the secret fields a configuration holds, for views. Read from the names kept
+   * beside the sealed value, so listing links opens no secret; rows older than those names are
+   * opened. A value that cannot be opened (sealed under a key this instance does not hold, or
+   * damaged) does not fail the view: the entry says so in `warnings`, and the log says it once
+   * per value, with where it is but nothing of its content.
+   */
+  private secretNames(auth: LinkAuthRecord, warnings: string[]): string[] {
+    const sealed = auth.secretsSealed!;
+    const kid = this.keyring.kidOfSealed(sealed) ?? '';
+    let names: readonly string[] | undefined = auth.secretFields ?? undefined;
+    let problem: string | undefined;
+    if (!this.keyring.has(kid)) {
+      problem = `sealed under unknown key id ${kid}`;
+    } else if (!names) {
+      try {
+        names = Object.keys(this.openSecrets(auth));
+      } catch (error) {
+        if (!(error instanceof SealError)) throw error;
+        problem = error.message;
+      }
+    }
+    if (problem !== undefined) {
+      warnings.push(
+        `The stored secrets of this configuration cannot be opened (${problem}): requests that need them fail until they are set again, or the master key they were sealed under is restored.`,
+      );
+      if (!this.unreadableReported.has(sealed)) {
+        this.unreadableReported.add(sealed);
+        this.services().logger.warn({ linkId: auth.linkId, direction: auth.direction, type: auth.type, kid, problem }, 'a link secret cannot be opened');
+      }
+    }
+    return [...(names ?? [])];
+  }
+
+  /**
+   * The stored secrets a new configuration may keep. Ones that cannot be opened are not kept:
+   * setting the configuration again, with its secrets, is how an operator repairs it.
+   */
+  private previousSecrets(existing: LinkAuthRecord): Record<string, unknown> {
+    try {
+      return this.openSecrets(existing);
+    } catch (error) {
+      if (!(error instanceof SealError)) throw error;
+      this.services().logger.warn(
+        { linkId: existing.linkId, direction: existing.direction, type: existing.type, problem: error.message },
+        'replacing link secrets that cannot be opened',
+      );
+      return {};
+    }
+  }
+
   /** The opened secret fields of a configuration. */
   openSecrets(auth: LinkAuthRecord): Record<string, unknown> {
     if (!auth.secretsSealed) return {};
@@ -303,8 +356,9 @@ export class LinkService {
         .filter((a) => a.direction === direction)
         .map((a): AuthView => {
           const spec = this.registry.get(a.type)?.[direction];
-          const secretsSet = spec?.secretFields?.length && a.secretsSealed ? Object.keys(this.openSecrets(a)) : [];
-          return { type: a.type, config: a.config, secretsSet, warnings: spec?.warnings?.(a.config) ?? [], updatedAt: a.updatedAt };
+          const warnings = [...(spec?.warnings?.(a.config) ?? [])];
+          const secretsSet = spec?.secretFields?.length && a.secretsSealed ? this.secretNames(a, warnings) : [];
+          return { type: a.type, config: a.config, secretsSet, warnings, updatedAt: a.updatedAt };
         });
     const outgoing = side('outgoing');
     return {
@@ -329,7 +383,7 @@ export class LinkService {
     const field = `${direction}.${type}`;
     if (!spec) throw new AppError('validation_failed', { field, message: `${field}: ${type} cannot be configured on the ${direction} side of a link.` });
     const secretFields = spec.secretFields ?? [];
-    const previous = existing ? this.openSecrets(existing) : {};
+    const previous = existing ? this.previousSecrets(existing) : {};
     const merged: Record<string, unknown> = { ...input };
     for (const name of secretFields) {
       if (merged[name] === undefined && previous[name] !== undefined && (spec.keepsSecret?.(name, input) ?? true)) merged[name] = previous[name];
@@ -349,6 +403,7 @@ export class LinkService {
       type,
       config: plain,
       secretsSealed: Object.keys(secrets).length > 0 ? this.keyring.seal(JSON.stringify(secrets), sealContext(linkId, direction, type)) : null,
+      secretFields: Object.keys(secrets),
       lookupKey: spec.lookupKey?.(config) ?? null,
       createdAt: existing?.createdAt ?? now,
       updatedAt: now,

@@ -78,6 +78,8 @@ export interface LinkAuthTable {
   lookup_key: string | null;
   created_at: number;
   updated_at: number;
+  /** JSON array of the names of the secret fields in `secrets_sealed` (not secret); null on rows older than the column. */
+  secret_fields: string | null;
 }
 
 export interface AuditLogTable {

@@ -1,9 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Keyring } from '../../src/crypto/keyring.js';
 import { writeKeyFile } from '../../src/services/master-key.js';
+import { sealContext } from '../../src/services/links.js';
 import { createHarness, DIALECTS, json, userWithToken, type Harness } from '../helpers/harness.js';
 import { dance, formOf, registerConsumer, REQUEST_TOKEN, signedInject } from '../helpers/oauth1.js';
 import { exchange, obtainCode, post, registerClient, signIn, TOKEN, type Tokens } from '../helpers/oauth2.js';
@@ -131,6 +133,47 @@ describe.each(DIALECTS)('secrets at rest on %s', (dialect) => {
     for (const value of planted) expect(listed.body).not.toContain(value);
   });
 
+  it('lists links when one secret cannot be opened: that entry warns, the log says it once, no secret shows', async () => {
+    const good = await createLink(h, 'Good', PLANTED_SECRET);
+    const lost = await createLink(h, 'Lost', 'lost-password-9a');
+    const legacy = await createLink(h, 'Legacy', 'legacy-password-4c');
+    // Lost: sealed under a key this installation does not have (as after a prune that went wrong).
+    const foreign = new Keyring([Keyring.generateKey()]);
+    await h.services.store.links.setSealedSecrets(lost.id, 'outgoing', 'basic', foreign.seal(JSON.stringify({ password: 'x' }), sealContext(lost.id, 'outgoing', 'basic')));
+    // Legacy: a row from before the field names were kept, whose value does not open.
+    const [authGood] = await h.services.store.links.listAuth(good.id);
+    await sql`update link_auth set secret_fields = null, secrets_sealed = ${authGood!.secretsSealed} where link_id = ${legacy.id}`.execute(h.services.store.db);
+
+    for (let i = 0; i < 2; i++) {
+      const res = await h.inject({ url: '/api/v1/links', headers: { authorization: h.adminBasic } });
+      expect(res.statusCode).toBe(200);
+      const byName = Object.fromEntries(json<{ links: LinkJson[] }>(res).links.map((l) => [l.name, l.outgoing[0]!]));
+      expect(byName.Good!.secretsSet).toEqual(['password']);
+      expect(byName.Good!.warnings.join()).not.toMatch(/cannot be opened/);
+      expect(byName.Lost!.secretsSet).toEqual(['password']);
+      expect(byName.Lost!.warnings.join()).toMatch(/cannot be opened \(sealed under unknown key id/);
+      expect(byName.Legacy!.secretsSet).toEqual([]);
+      expect(byName.Legacy!.warnings.join()).toMatch(/cannot be opened \(sealed value failed authentication\)/);
+      for (const secret of [PLANTED_SECRET, 'lost-password-9a', 'legacy-password-4c']) expect(res.body).not.toContain(secret);
+    }
+    const single = await h.inject({ url: `/api/v1/links/${lost.id}`, headers: { authorization: h.adminBasic } });
+    expect(single.statusCode).toBe(200);
+    const warned = h.logs.filter((l) => l.includes('a link secret cannot be opened'));
+    expect(warned).toHaveLength(2);
+    expect(warned.join('\n')).toContain(lost.id);
+    expect(h.logs.join('\n')).not.toContain(PLANTED_SECRET);
+
+    // An older row that opens still names its fields; setting a lost secret again repairs it.
+    await sql`update link_auth set secret_fields = null where link_id = ${good.id}`.execute(h.services.store.db);
+    const repaired = await h.inject({ method: 'PUT', url: `/api/v1/links/${lost.id}/outgoing/basic`, headers: { authorization: h.adminBasic }, payload: { username: 'svc', password: 'new-password-3e' } });
+    expect(repaired.statusCode).toBe(200);
+    const after = json<{ links: LinkJson[] }>(await h.inject({ url: '/api/v1/links', headers: { authorization: h.adminBasic } })).links;
+    const byName = Object.fromEntries(after.map((l) => [l.name, l.outgoing[0]!]));
+    expect(byName.Good!.secretsSet).toEqual(['password']);
+    expect(byName.Lost!.secretsSet).toEqual(['password']);
+    expect(byName.Lost!.warnings.join()).not.toMatch(/cannot be opened/);
+  });
+
   it('binds a sealed value to its row: copied elsewhere it does not open', async () => {
     const a = json<{ id: string }>(await h.inject({ method: 'POST', url: '/api/v1/links', headers: { authorization: h.adminBasic }, payload: { name: 'A', url: 'https://a.example', outgoing: { basic: { username: 'u', password: 'p1-secret' } } } }));
     const b = json<{ id: string }>(await h.inject({ method: 'POST', url: '/api/v1/links', headers: { authorization: h.adminBasic }, payload: { name: 'B', url: 'https://b.example', outgoing: { basic: { username: 'u', password: 'p2-secret' } } } }));
@@ -140,6 +183,19 @@ describe.each(DIALECTS)('secrets at rest on %s', (dialect) => {
     expect(() => h.services.links.openSecrets(authB!)).toThrow(/failed authentication/);
   });
 });
+
+type LinkJson = { id: string; name: string; outgoing: Array<{ type: string; secretsSet: string[]; warnings: string[] }> };
+
+async function createLink(h: Harness, name: string, password: string): Promise<LinkJson> {
+  const res = await h.inject({
+    method: 'POST',
+    url: '/api/v1/links',
+    headers: { authorization: h.adminBasic },
+    payload: { name, url: `https://${name.toLowerCase()}.example`, outgoing: { basic: { username: 'svc', password } } },
+  });
+  expect(res.statusCode).toBe(201);
+  return json<LinkJson>(res);
+}
 
 function readKeys(h: Harness): Buffer[] {
   const file = path.join(h.config.dataDir, 'master.key');

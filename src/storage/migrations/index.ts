@@ -2,6 +2,7 @@ import type { Migration } from 'kysely';
 import * as m0001 from './0001-core.js';
 import * as m0003 from './0003-oauth2.js';
 import * as m0004 from './0004-oauth1.js';
+import * as m0005 from './0005-link-secret-fields.js';
 
 /**
  * The one migration set, applied in order at start for both dialects. Add a file and one line;
@@ -11,4 +12,5 @@ export const migrations: Record<string, Migration> = {
   '0001-core': m0001,
   '0003-oauth2': m0003,
   '0004-oauth1': m0004,
+  '0005-link-secret-fields': m0005,
 };

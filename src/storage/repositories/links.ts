@@ -21,6 +21,11 @@ export interface LinkAuthRecord {
   config: Record<string, unknown>;
   /** Sealed JSON of the type's secret fields. */
   secretsSealed: string | null;
+  /**
+   * The names of the secret fields in `secretsSealed` (not secret), so they can be listed without
+   * opening it; null (or absent) on rows written before the names were kept.
+   */
+  secretFields?: readonly string[] | null;
   lookupKey: string | null;
   createdAt: number;
   updatedAt: number;
@@ -144,6 +149,7 @@ export class KyselyLinkRepository implements LinkRepository {
       type: a.type,
       config: JSON.stringify(a.config),
       secrets_sealed: a.secretsSealed,
+      secret_fields: a.secretFields ? JSON.stringify(a.secretFields) : null,
       lookup_key: a.lookupKey,
       created_at: a.createdAt,
       updated_at: a.updatedAt,
@@ -156,6 +162,7 @@ export class KyselyLinkRepository implements LinkRepository {
           oc.columns(['link_id', 'direction', 'type']).doUpdateSet({
             config: values.config,
             secrets_sealed: values.secrets_sealed,
+            secret_fields: values.secret_fields,
             lookup_key: values.lookup_key,
             updated_at: values.updated_at,
           }),
@@ -204,6 +211,7 @@ function toAuth(row: Selectable<LinkAuthTable>): LinkAuthRecord {
     type: row.type,
     config: JSON.parse(row.config) as Record<string, unknown>,
     secretsSealed: row.secrets_sealed,
+    secretFields: row.secret_fields === null ? null : (JSON.parse(row.secret_fields) as string[]),
     lookupKey: row.lookup_key,
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
