@@ -19,7 +19,8 @@ import { Authorizations } from './authorizations.js';
 import { InstallationIdentity } from './identity.js';
 import { CORE_SEALED_COLUMNS, KeyService, type SealedColumn } from './keys.js';
 import { LinkService } from './links.js';
-import { loadMasterKeys, MASTER_KEY_FILE } from './master-key.js';
+import { INSTANCE_TIMING, InstanceRegistry, type InstanceTiming } from './instances.js';
+import { loadMasterKeys, MASTER_KEY_FILE, type KeySourceKind } from './master-key.js';
 import { Revocations } from './revocations.js';
 import { SessionService } from './sessions.js';
 import { SignInService } from './sign-in.js';
@@ -32,6 +33,12 @@ export interface Services {
   readonly logger: Logger;
   readonly store: Store;
   readonly keyring: Keyring;
+  /** Where the master keys come from: the key file (followed while running) or APPLINKS_MASTER_KEY (fixed until restart). */
+  readonly keySource: KeySourceKind;
+  /** The key file, when the keys come from it. */
+  readonly keyFile: string | undefined;
+  /** This process as a registered serving instance (see InstanceRegistry); undefined in short CLI commands. */
+  readonly instance: InstanceRegistry | undefined;
   readonly edge: Edge;
   readonly modules: readonly ProtocolModule[];
   /** Each module's runtime, in module order. */
@@ -67,6 +74,12 @@ export interface CreateServicesOptions {
   background?: boolean;
   /** Create the `admin` user when there are no users (the server does; the CLI does not). */
   bootstrapAdmin?: boolean;
+  /**
+   * Register as a serving instance: follow the key file and report the keys held, for key
+   * rotation (see InstanceRegistry). Defaults to `background`.
+   */
+  instance?: boolean;
+  instanceTiming?: Partial<InstanceTiming>;
 }
 
 /** Opens the store, loads keys and builds every service. */
@@ -97,12 +110,16 @@ export async function createServices(config: Config, options: CreateServicesOpti
     const sealedColumns: SealedColumn[] = [...CORE_SEALED_COLUMNS, ...modules.flatMap((m) => m.sealedColumns ?? [])];
     const keys = new KeyService(store, clock, keyring, sealedColumns);
     let services: Services | undefined;
+    const instance = (options.instance ?? options.background) ? new InstanceRegistry(store, keyring, master.source, logger, { ...INSTANCE_TIMING, ...options.instanceTiming }) : undefined;
     const partial = {
       config,
       clock,
       logger,
       store,
       keyring,
+      keySource: master.source,
+      keyFile: master.file,
+      instance,
       edge: new Edge(config),
       modules,
       registry,
@@ -155,6 +172,7 @@ export async function createServices(config: Config, options: CreateServicesOpti
       built.generatedAdminPassword = await bootstrapAdmin(services);
     }
     if (options.background) stops.push(...startBackground(services));
+    if (instance) stops.push(await instance.start());
     return services;
   } catch (error) {
     await store.close();

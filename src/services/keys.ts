@@ -1,6 +1,7 @@
 import { generateKeyPairSync, createPrivateKey, type KeyObject } from 'node:crypto';
 import { sql } from 'kysely';
-import { Keyring } from '../crypto/keyring.js';
+import { Keyring, SEALED_PREFIX_LENGTH, SealError } from '../crypto/keyring.js';
+import type { Executor } from '../storage/repositories/common.js';
 import type { SigningKeyRecord } from '../storage/repositories/signing-keys.js';
 import type { Store } from '../storage/store.js';
 import type { Clock } from '../util/clock.js';
@@ -91,30 +92,86 @@ export class KeyService {
   }
 
   /**
-   * Re-seals every sealed value under the keyring's current key, in one transaction. Answers how
-   * many values were rewritten.
+   * Re-seals every value not sealed under the keyring's current key (by default this instance's
+   * keyring), in one transaction, and then counts, in the same transaction, the values each key
+   * id still seals. Only values under another key are read (picked by their `v1.<kid>.` prefix).
+   * A value that cannot be opened (sealed under a key the keyring lacks, damaged, or copied to
+   * another row) is left as it is and reported, rather than failing the whole re-seal.
    */
-  async reseal(keyring: Keyring): Promise<number> {
+  async reseal(keyring: Keyring = this.keyring): Promise<ResealReport> {
     this.keyring = keyring;
-    let count = 0;
+    const prefix = Keyring.sealedPrefix(keyring.currentKid);
+    const resealed = new Map<string, number>();
+    const unreadable = new Map<string, { where: string; kid: string; problem: string; count: number }>();
+    let census: SealedCount[] = [];
     await this.store.db.transaction().execute(async (trx) => {
       for (const col of this.sealedColumns) {
-        const only = col.keyPrefix ? sql` and ${sql.ref(col.keyPrefix.column)} like ${`${col.keyPrefix.prefix}%`}` : sql``;
+        const where = `${col.table}.${col.column}`;
         const rows = (
-          await sql<Record<string, unknown>>`select ${sql.join(col.keyColumns.map((c) => sql.ref(c)))}, ${sql.ref(col.column)} as sealed from ${sql.table(col.table)} where ${sql.ref(col.column)} is not null${only}`.execute(trx)
+          await sql<Record<string, unknown>>`select ${sql.join(col.keyColumns.map((c) => sql.ref(c)))}, ${sql.ref(col.column)} as sealed from ${sql.table(col.table)} where ${sql.ref(col.column)} is not null${only(col)} and substr(${sql.ref(col.column)}, 1, ${SEALED_PREFIX_LENGTH}) <> ${prefix}`.execute(trx)
         ).rows;
         for (const row of rows) {
           const sealed = String(row.sealed);
-          if (keyring.kidOfSealed(sealed) === keyring.currentKid) continue;
-          const resealed = keyring.seal(keyring.open(sealed, col.context(row)), col.context(row));
-          const where = sql.join(col.keyColumns.map((c) => sql`${sql.ref(c)} = ${row[c]}`), sql` and `);
-          await sql`update ${sql.table(col.table)} set ${sql.ref(col.column)} = ${resealed} where ${where}`.execute(trx);
-          count++;
+          let value: string;
+          try {
+            value = keyring.open(sealed, col.context(row));
+          } catch (error) {
+            if (!(error instanceof SealError)) throw error;
+            const kid = keyring.kidOfSealed(sealed) ?? '';
+            const key = `${where} ${kid} ${error.message}`;
+            const entry = unreadable.get(key) ?? { where, kid, problem: error.message, count: 0 };
+            entry.count++;
+            unreadable.set(key, entry);
+            continue;
+          }
+          const match = sql.join(col.keyColumns.map((c) => sql`${sql.ref(c)} = ${row[c]}`), sql` and `);
+          await sql`update ${sql.table(col.table)} set ${sql.ref(col.column)} = ${keyring.seal(value, col.context(row))} where ${match}`.execute(trx);
+          resealed.set(where, (resealed.get(where) ?? 0) + 1);
         }
       }
+      census = await this.countSealed(trx);
     });
     this.active.clear();
     await this.store.capabilities.purgeOldVersions(this.store.db);
-    return count;
+    const perColumn = [...resealed].map(([where, count]) => ({ where, count }));
+    return { resealed: perColumn.reduce((n, c) => n + c.count, 0), perColumn, unreadable: [...unreadable.values()], census };
   }
+
+  /** How many values each key id seals, per sealed column, read from the values' prefixes (nothing is opened). */
+  async countSealed(executor: Executor = this.store.db): Promise<SealedCount[]> {
+    const counts: SealedCount[] = [];
+    for (const col of this.sealedColumns) {
+      const rows = (
+        await sql<{ prefix: string; n: number | string }>`select substr(${sql.ref(col.column)}, 1, ${sql.lit(SEALED_PREFIX_LENGTH)}) as prefix, count(*) as n from ${sql.table(col.table)} where ${sql.ref(col.column)} is not null${only(col)} group by 1 order by 1`.execute(executor)
+      ).rows;
+      for (const row of rows) {
+        const kid = /^v1\.([A-Za-z0-9_-]+)\.$/.exec(row.prefix)?.[1] ?? '(not a sealed value)';
+        counts.push({ where: `${col.table}.${col.column}`, kid, count: Number(row.n) });
+      }
+    }
+    return counts;
+  }
+}
+
+/** Values of one sealed column under one key id. */
+export interface SealedCount {
+  /** `table.column`. */
+  where: string;
+  kid: string;
+  count: number;
+}
+
+export interface ResealReport {
+  /** How many values were re-sealed under the current key. */
+  resealed: number;
+  perColumn: Array<{ where: string; count: number }>;
+  /** Values that could not be opened, left as they were, grouped by column, key id and reason. */
+  unreadable: Array<{ where: string; kid: string; problem: string; count: number }>;
+  /** After re-sealing: the values each key id seals, per column. */
+  census: SealedCount[];
+}
+
+/** The condition that keeps a mixed table's rows to its sealed ones (meta's `sealed:` keys). */
+function only(col: SealedColumn) {
+  return col.keyPrefix ? sql` and ${sql.ref(col.keyPrefix.column)} like ${`${col.keyPrefix.prefix}%`}` : sql``;
 }

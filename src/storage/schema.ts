@@ -82,6 +82,18 @@ export interface LinkAuthTable {
   secret_fields: string | null;
 }
 
+/** A serving process and the master keys it holds (see migration 0006). */
+export interface InstancesTable {
+  id: string;
+  host: string;
+  pid: number;
+  key_source: string;
+  sealing_kid: string;
+  kids: string;
+  started_at: number;
+  seen_at: number;
+}
+
 export interface AuditLogTable {
   id: string;
   at: number;
@@ -123,6 +135,7 @@ export interface Database {
   audit_log: AuditLogTable;
   throttle: ThrottleTable;
   signing_keys: SigningKeysTable;
+  instances: InstancesTable;
 }
 
 // Generated is re-exported for migrations that add serial columns later.

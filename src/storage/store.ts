@@ -4,6 +4,7 @@ import type { Database } from './schema.js';
 import type { Executor } from './repositories/common.js';
 import { KyselyApiTokenRepository, type ApiTokenRepository } from './repositories/api-tokens.js';
 import { KyselyAuditRepository, type AuditRepository } from './repositories/audit.js';
+import { KyselyInstanceRepository, type InstanceRepository } from './repositories/instances.js';
 import { KyselyLinkRepository, type LinkRepository } from './repositories/links.js';
 import { KyselyMetaRepository, type MetaRepository } from './repositories/meta.js';
 import { KyselySessionRepository, type SessionRepository } from './repositories/sessions.js';
@@ -21,6 +22,7 @@ export interface Repositories {
   readonly throttle: ThrottleRepository;
   readonly signingKeys: SigningKeyRepository;
   readonly meta: MetaRepository;
+  readonly instances: InstanceRepository;
 }
 
 function repositories(db: Executor): Repositories {
@@ -33,6 +35,7 @@ function repositories(db: Executor): Repositories {
     throttle: new KyselyThrottleRepository(db),
     signingKeys: new KyselySigningKeyRepository(db),
     meta: new KyselyMetaRepository(db),
+    instances: new KyselyInstanceRepository(db),
   };
 }
 
@@ -49,6 +52,7 @@ export class Store implements Repositories {
   readonly throttle: ThrottleRepository;
   readonly signingKeys: SigningKeyRepository;
   readonly meta: MetaRepository;
+  readonly instances: InstanceRepository;
 
   private constructor(
     readonly db: Kysely<Database>,
@@ -63,6 +67,7 @@ export class Store implements Repositories {
     this.throttle = repos.throttle;
     this.signingKeys = repos.signingKeys;
     this.meta = repos.meta;
+    this.instances = repos.instances;
   }
 
   /** Opens and migrates the store named by the URL. */

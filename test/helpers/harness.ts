@@ -68,6 +68,11 @@ export interface HarnessOptions {
   store?: TestStore;
   /** Reuse a master key (instances sharing a store must). */
   masterKey?: string;
+  /**
+   * Run as a registered serving instance (as `applinks serve` does): follow the key file and
+   * report the master keys held, so `keys rotate` waits for it and `keys prune` checks it.
+   */
+  instance?: boolean;
 }
 
 /** A whole server in process, on a fresh store of the given dialect, with a bootstrap admin. */
@@ -97,6 +102,7 @@ export async function createHarness(dialect: DialectName, options: HarnessOption
     clock,
     logger: createLogger(config, sink),
     bootstrapAdmin: true,
+    ...(options.instance ? { instance: true, instanceTiming: { keyPollMs: 100 } } : {}),
     ...(store.schema ? { storeOptions: { schema: store.schema, poolSize: 4 } } : {}),
   });
   const app = await buildApp(services);

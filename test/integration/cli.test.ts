@@ -16,6 +16,16 @@ function cli(env: Record<string, string>, args: string[], input?: string) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** `cli` without blocking this process, for commands that call a server running in it. */
+function cliAsync(env: Record<string, string>, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH!, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+}
+
 function serve(env: Record<string, string>): Promise<{ child: ChildProcess; output: () => string }> {
   const child = spawn(process.execPath, [CLI, 'serve'], { env: { PATH: process.env.PATH!, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -155,12 +165,87 @@ describe('the applinks command', () => {
     expect(during).toHaveLength(before.length + 1);
     expect(during.slice(1)).toEqual(before);
     const pruned = cli(env, ['keys', 'prune']);
-    expect(pruned.stdout).toMatch(/re-sealed 0 straggler/);
+    expect(pruned.stdout).toMatch(/re-sealed 0 straggler\(s\); 1 old key\(s\) removed/);
     const after = readFileSync(path.join(dataDir, 'master.key'), 'utf8').trim().split('\n');
     expect(after).toEqual([during[0]]);
     expect(statSync(path.join(dataDir, 'master.key')).mode & 0o777).toBe(0o600);
     const show = cli(env, ['links', 'show', 'R']);
     expect(show.code).toBe(0);
     expect(JSON.parse(show.stdout).outgoing[0].secretsSet).toEqual(['token']);
+    // Nothing left to prune.
+    expect(cli(env, ['keys', 'prune']).stdout).toMatch(/0 old key\(s\) removed/);
+  });
+
+  it('a running server adopts a rotated key: after prune what it seals still opens, and the link list still answers', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'applinks-cli-keys-'));
+    // The remote: answers whether the request came with the link's password.
+    const remote = http.createServer((req, res) => res.end(req.headers.authorization === `Basic ${Buffer.from('svc:rotated-secret').toString('base64')}` ? 'authorized' : 'anonymous'));
+    await new Promise<void>((r) => remote.listen(0, '127.0.0.1', r));
+    const port = await freePort();
+    const runEnv = { APPLINKS_DATA_DIR: dir, APPLINKS_LOG_LEVEL: 'info', APPLINKS_PORT: String(port), APPLINKS_ADMIN_PASSWORD: 'admin-password-1' };
+    const admin = `Basic ${Buffer.from('admin:admin-password-1').toString('base64')}`;
+    const server = await serve(runEnv);
+    try {
+      const rotated = cli(runEnv, ['keys', 'rotate']);
+      expect(rotated.code).toBe(0);
+      expect(rotated.stdout).toMatch(/running instances \(1\) seal with/);
+      const newKey = readFileSync(path.join(dir, 'master.key'), 'utf8').trim().split('\n')[0];
+      const status = cli(runEnv, ['keys', 'status', '--json']);
+      const st = JSON.parse(status.stdout) as { kids: string[]; instances: Array<{ sealingKid: string; live: boolean }> };
+      expect(st.instances.filter((i) => i.live).map((i) => i.sealingKid)).toEqual([st.kids[0]]);
+      const pruned = cli(runEnv, ['keys', 'prune']);
+      expect(pruned.code).toBe(0);
+      expect(pruned.stdout).toMatch(/1 old key\(s\) removed/);
+      expect(readFileSync(path.join(dir, 'master.key'), 'utf8').trim()).toBe(newKey);
+
+      const created = await request(`http://127.0.0.1:${port}/api/v1/links`, {
+        method: 'POST',
+        headers: { authorization: admin, 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'After', url: `http://127.0.0.1:${(remote.address() as AddressInfo).port}`, outgoing: { basic: { username: 'svc', password: 'rotated-secret' } } }),
+      });
+      expect(created.statusCode).toBe(201);
+      await created.body.text();
+      const called = await cliAsync(runEnv, ['links', 'request', 'After', '/']);
+      expect(called.stderr).not.toMatch(/unknown key id/);
+      expect(called.stdout).toBe('authorized');
+    } finally {
+      server.child.kill('SIGTERM');
+      await exited(server.child);
+    }
+    const again = await serve(runEnv);
+    try {
+      const list = await request(`http://127.0.0.1:${port}/api/v1/links`, { headers: { authorization: admin } });
+      expect(list.statusCode).toBe(200);
+      const body = await list.body.text();
+      expect(body).not.toContain('rotated-secret');
+      expect((JSON.parse(body) as { links: Array<{ outgoing: Array<{ secretsSet: string[] }> }> }).links[0]!.outgoing[0]!.secretsSet).toEqual(['password']);
+    } finally {
+      again.child.kill('SIGTERM');
+      await exited(again.child);
+      remote.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('with APPLINKS_MASTER_KEY, rotate explains how instead of pretending, and generate makes a key', () => {
+    const key = cli(env, ['keys', 'generate']).stdout.trim();
+    expect(Buffer.from(key, 'base64')).toHaveLength(32);
+    const dir = mkdtempSync(path.join(tmpdir(), 'applinks-cli-env-'));
+    try {
+      const one = cli({ APPLINKS_DATA_DIR: dir, APPLINKS_MASTER_KEY: key }, ['keys', 'rotate']);
+      expect(one.code).toBe(1);
+      expect(one.stderr).toMatch(/holds one key .*applinks keys generate/);
+      expect(one.stderr).not.toContain(key);
+      const other = cli(env, ['keys', 'generate']).stdout.trim();
+      const two = cli({ APPLINKS_DATA_DIR: dir, APPLINKS_MASTER_KEY: `${other},${key}` }, ['keys', 'rotate']);
+      expect(two.code).toBe(0);
+      expect(two.stdout).toMatch(/re-sealed \d+ secret\(s\) under key/);
+      const pruned = cli({ APPLINKS_DATA_DIR: dir, APPLINKS_MASTER_KEY: `${other},${key}` }, ['keys', 'prune']);
+      expect(pruned.code).toBe(0);
+      expect(pruned.stdout).toMatch(/remove it from APPLINKS_MASTER_KEY/);
+      expect(pruned.stdout + pruned.stderr).not.toContain(key);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -72,7 +72,7 @@ describe.each(DIALECTS)('secrets at rest on %s', (dialect) => {
     await h.services.keys.activeKey('assertion', 'ES256');
     const oldKid = h.services.keyring.currentKid;
     const next = new Keyring([Keyring.generateKey(), ...readKeys(h)]);
-    const count = await h.services.keys.reseal(next);
+    const { resealed: count } = await h.services.keys.reseal(next);
     expect(count).toBeGreaterThanOrEqual(3); // link secret, assertion key, installation secret
     const raw = rawStore(h);
     expect(raw).toContain(`v1.${next.currentKid}.`);
@@ -102,7 +102,7 @@ describe.each(DIALECTS)('secrets at rest on %s', (dialect) => {
     const keys = [Keyring.generateKey(), ...readKeys(h)];
     writeKeyFile(path.join(h.config.dataDir, 'master.key'), keys);
     const next = new Keyring(keys);
-    expect(await h.services.keys.reseal(next)).toBeGreaterThanOrEqual(4); // + shared secret, two token secrets
+    expect((await h.services.keys.reseal(next)).resealed).toBeGreaterThanOrEqual(4); // + shared secret, two token secrets
     raw = rawStore(h);
     expect(raw).not.toContain(`v1.${oldKid}.`);
     // Still usable after the rotation: the token secret opened under the new key verifies the signature.
