@@ -1,10 +1,12 @@
 import type { TObject } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { OutgoingSigner } from '../outgoing/types.js';
+import type { Actor } from '../services/audit.js';
 import type { Services } from '../services/index.js';
 import type { AuthorizationProvider } from '../services/authorizations.js';
 import type { SealedColumn } from '../services/keys.js';
 import type { Executor } from '../storage/repositories/common.js';
+import type { Repositories } from '../storage/store.js';
 import type { SafeHtml } from '../server/pages/html.js';
 import type { Principal, PrincipalUser } from './principal.js';
 import type { AuthRequest } from './request.js';
@@ -21,12 +23,6 @@ export interface LinkAuthSpec {
    * shared secret to an RSA key) drops it instead.
    */
   keepsSecret?(name: string, input: Record<string, unknown>): boolean;
-  /**
-   * What credentials obtained or issued with this configuration are bound to (outgoing OAuth
-   * 1.0a: our consumer key and the remote's token endpoints). A change is a different party, and
-   * what the old configuration obtained or issued goes, as with a new lookup key.
-   */
-  boundTo?(config: Record<string, unknown>): string;
   /** A value the type finds a link by (OAuth consumer key, client id); unique per direction and type. */
   lookupKey?(config: Record<string, unknown>): string | undefined;
   /**
@@ -121,6 +117,14 @@ export interface ModuleRuntime {
    * be sent, signed, to whatever it points at now. Answers what it deleted, for the audit entry.
    */
   onLinkMoved?(trx: Executor, linkId: string): Promise<Forgotten | void>;
+  /**
+   * Runs inside the transaction that changes a link's configuration of a type in place (same
+   * lookup key; a new key is a removal): revoke what the old configuration issued that the new one
+   * no longer vouches for (a client that changed type, a service account reassigned, users'
+   * remote tokens when our consumer key or the remote's token host changed). Answers what it
+   * deleted, for the audit entry.
+   */
+  onAuthChanged?(change: AuthChange): Promise<Forgotten | void>;
   /** The per-user authorizations this module issues, for the authorized-applications list. */
   readonly authorizations?: AuthorizationProvider;
   /**
@@ -130,6 +134,19 @@ export interface ModuleRuntime {
   manifestFields?(): Promise<Record<string, string>>;
   /** Starts background work (pruning...); the returned function stops it. */
   start?(): (() => Promise<void> | void) | void;
+}
+
+/** A link configuration changed in place, as `onAuthChanged` sees it (inside the transaction). */
+export interface AuthChange {
+  readonly trx: Executor;
+  readonly repos: Repositories;
+  readonly actor: Actor;
+  readonly linkId: string;
+  readonly direction: 'incoming' | 'outgoing';
+  readonly type: string;
+  /** The plain (unsealed) configuration before and after. */
+  readonly before: Record<string, unknown>;
+  readonly after: Record<string, unknown>;
 }
 
 /** The authentication types of every module, by id. */

@@ -106,7 +106,7 @@ export function registerOAuth2(program: Command): void {
         if (o.requirePkce !== undefined) patch.requirePkce = /^(true|yes|1|on)$/i.test(o.requirePkce);
         if (o.serviceAccount === false) patch.serviceAccount = null;
         else if (typeof o.serviceAccount === 'string') patch.serviceAccount = o.serviceAccount;
-        output(clientJson(await m.update(await m.byClientId(clientId), patch, cliActor())), true);
+        output(clientJson((await m.update(await m.byClientId(clientId), patch, cliActor())).client), true);
       }),
     );
 

@@ -175,11 +175,13 @@ export class LinkService {
     await this.conflictsAsAppErrors(link.name, () =>
       this.store.transaction(async (repos, trx) => {
         await repos.links.upsertAuth(auth);
-        // A new lookup key (consumer key, client id) or binding (the remote's endpoints) is a
-        // different party: what the old one was issued, or obtained from it, goes.
-        const boundTo = this.registry.get(type)?.[direction]?.boundTo;
-        const changed = existing && (existing.lookupKey !== auth.lookupKey || (boundTo !== undefined && boundTo(existing.config) !== boundTo(auth.config)));
-        const forgotten = changed ? await this.authRemoved(trx, id, direction, type) : undefined;
+        // A new lookup key (consumer key, client id) is a different client: what the old one was
+        // issued goes. Otherwise each module revokes what the changed configuration no longer vouches for.
+        const forgotten = !existing
+          ? undefined
+          : existing.lookupKey !== auth.lookupKey
+            ? await this.authRemoved(trx, id, direction, type)
+            : await this.forget(this.services().runtimes.map((r) => () => r.onAuthChanged?.({ trx, repos, actor, linkId: id, direction, type, before: existing.config, after: auth.config })));
         await this.audit.record(actor, { action: `link.${direction}.set`, target: { type: 'link', id, name: link.name }, details: { type, ...forgotten } }, repos);
         await within?.(repos, trx, id);
       }),

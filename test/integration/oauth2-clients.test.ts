@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createHarness, DIALECTS, json, userWithToken, type Harness } from '../helpers/harness.js';
-import { exchange, obtainCode, post, REDIRECT, registerClient, signIn, TOKEN } from '../helpers/oauth2.js';
+import { authorizeUrl, decide, exchange, INTROSPECT, obtainCode, post, REDIRECT, redirectParams, registerClient, signIn, TOKEN, type RegisteredClient, type Tokens } from '../helpers/oauth2.js';
 
 describe.each(DIALECTS)('OAuth 2.0 clients and the developer area on %s', (dialect) => {
   let h: Harness;
@@ -63,6 +63,86 @@ describe.each(DIALECTS)('OAuth 2.0 clients and the developer area on %s', (diale
     // A manifest-announcing registry lists the type.
     const types = json<{ types: Array<{ id: string; weight: number; impersonating: boolean }> }>(await h.inject({ url: '/api/v1/auth-types', headers: admin }));
     expect(types.types.find((t) => t.id === 'oauth2')).toMatchObject({ weight: 55, impersonating: false });
+  });
+
+  it('switching a client between confidential and public revokes what it holds; its old secret never works again', async () => {
+    h = await createHarness(dialect);
+    const admin = { authorization: h.adminBasic };
+    const client = await registerClient(h);
+    await userWithToken(h, 'alice');
+    const jar = await signIn(h, 'alice', 'alice-password');
+    const tokens = await exchange(h, client, await obtainCode(h, jar, client));
+    // A code issued without PKCE (a confidential client need not use it), not redeemed yet.
+    const noPkce = redirectParams(await h.inject({ url: authorizeUrl({ response_type: 'code', client_id: client.clientId, redirect_uri: REDIRECT }), headers: { cookie: jar.header } })).get('code')!;
+    expect(noPkce).toMatch(/^alac_/);
+
+    const patched = await h.inject({ method: 'PATCH', url: `/api/v1/oauth2/clients/${client.clientId}`, headers: admin, payload: { confidential: false } });
+    expect(patched.statusCode, patched.body).toBe(200);
+    expect(json(patched)).toMatchObject({ confidential: false, secrets: [] });
+    expect(json(patched).clientSecret).toBeUndefined();
+    const asPublic: RegisteredClient = { ...client, clientSecret: null };
+    // Nothing the confidential client held can be redeemed with a bare client_id.
+    const code = await post(h, TOKEN, asPublic, { grant_type: 'authorization_code', code: noPkce, redirect_uri: REDIRECT });
+    expect(code.statusCode, code.body).toBe(400);
+    expect(json(code).error).toBe('invalid_grant');
+    const refresh = await post(h, TOKEN, asPublic, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token });
+    expect(refresh.statusCode, refresh.body).toBe(400);
+    expect(json(refresh).error).toBe('invalid_grant');
+    expect((await h.inject({ url: '/x', headers: { authorization: `Bearer ${tokens.access_token}` } })).statusCode).toBe(401);
+
+    // Back to confidential: a new secret, shown once; the old one stays dead.
+    const back = await h.inject({ method: 'PATCH', url: `/api/v1/oauth2/clients/${client.clientId}`, headers: admin, payload: { confidential: true } });
+    expect(back.statusCode, back.body).toBe(200);
+    const fresh = json<{ clientSecret: string; secrets: unknown[]; warnings: string[] }>(back);
+    expect(fresh.clientSecret).toMatch(/^alcs_/);
+    expect(fresh.clientSecret).not.toBe(client.clientSecret);
+    expect(fresh.secrets).toHaveLength(1);
+    expect(json(await post(h, INTROSPECT, client, { token: 'x' })).error).toBe('invalid_client');
+    expect(json(await post(h, INTROSPECT, { ...client, clientSecret: fresh.clientSecret }, { token: 'x' }))).toEqual({ active: false });
+    // The change and the new secret are audited, the secret itself is not.
+    const audit = await h.inject({ url: '/api/v1/audit', headers: admin });
+    expect(audit.body).toContain('oauth2.client.type.change');
+    expect(audit.body).not.toContain(fresh.clientSecret);
+  });
+
+  it('never lets a client that must use PKCE redeem a code issued without it', async () => {
+    h = await createHarness(dialect);
+    const client = await registerClient(h);
+    await userWithToken(h, 'alice');
+    const jar = await signIn(h, 'alice', 'alice-password');
+    await obtainCode(h, jar, client);
+    const noPkce = redirectParams(await h.inject({ url: authorizeUrl({ response_type: 'code', client_id: client.clientId, redirect_uri: REDIRECT }), headers: { cookie: jar.header } })).get('code')!;
+    expect((await h.inject({ method: 'PATCH', url: `/api/v1/oauth2/clients/${client.clientId}`, headers: { authorization: h.adminBasic }, payload: { requirePkce: true } })).statusCode).toBe(200);
+    const res = await post(h, TOKEN, client, { grant_type: 'authorization_code', code: noPkce, redirect_uri: REDIRECT });
+    expect(res.statusCode).toBe(400);
+    expect(json(res)).toMatchObject({ error: 'invalid_grant', error_description: expect.stringMatching(/PKCE/) });
+  });
+
+  it('switching the client type through the generic link API revokes the same way and never brings an old secret back', async () => {
+    h = await createHarness(dialect);
+    const admin = { authorization: h.adminBasic };
+    const client = await registerClient(h);
+    await userWithToken(h, 'alice');
+    const jar = await signIn(h, 'alice', 'alice-password');
+    const tokens = await exchange(h, client, await obtainCode(h, jar, client));
+    const link = json<{ incoming: Array<{ type: string; config: Record<string, unknown> }> }>(await h.inject({ url: `/api/v1/links/${client.linkId}`, headers: admin }));
+    const config = link.incoming.find((a) => a.type === 'oauth2')!.config;
+    const put = (confidential: boolean) => h.inject({ method: 'PUT', url: `/api/v1/links/${client.linkId}/incoming/oauth2`, headers: admin, payload: { ...config, confidential } });
+
+    expect((await put(false)).statusCode).toBe(200);
+    const refresh = await post(h, TOKEN, { ...client, clientSecret: null }, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token });
+    expect(json(refresh).error).toBe('invalid_grant');
+    expect((await h.inject({ url: '/x', headers: { authorization: `Bearer ${tokens.access_token}` } })).statusCode).toBe(401);
+
+    const again = await put(true);
+    expect(again.statusCode).toBe(200);
+    // The old secret stays dead; the client has none until one is rotated (the generic API shows no secret).
+    expect(json(await post(h, INTROSPECT, client, { token: 'x' })).error).toBe('invalid_client');
+    const view = json<{ secrets: unknown[]; warnings: string[] }>(await h.inject({ url: `/api/v1/oauth2/clients/${client.clientId}`, headers: admin }));
+    expect(view.secrets).toEqual([]);
+    expect(view.warnings.join(' ')).toMatch(/no secret yet/);
+    const rotated = json<{ clientSecret: string }>(await h.inject({ method: 'POST', url: `/api/v1/oauth2/clients/${client.clientId}/secret`, headers: admin, payload: {} }));
+    expect(json(await post(h, INTROSPECT, { ...client, clientSecret: rotated.clientSecret }, { token: 'x' }))).toEqual({ active: false });
   });
 
   it('keeps the developer area closed unless configured', async () => {

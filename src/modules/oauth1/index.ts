@@ -44,10 +44,12 @@ const outgoingSpec = (type: string, schema: typeof OutgoingTwoLeggedSchema | typ
   // Switched to RSA (the default method), we sign with our key pair: the old shared secret goes.
   keepsSecret: (_name: string, input: Record<string, unknown>) => typeof input.signatureMethod === 'string' && input.signatureMethod.startsWith('HMAC'),
   validate: (config: Record<string, unknown>) => validateOutgoingIdentity(type, config as OutgoingIdentityConfig & Record<string, unknown>),
-  // Users' remote tokens belong to our consumer key at these endpoints' hosts (defaults follow the link URL).
-  boundTo: (config: Record<string, unknown>) =>
-    JSON.stringify([config.consumerKey ?? null, ...['requestTokenUrl', 'authorizeUrl', 'accessTokenUrl'].map((name) => originOf(config[name]))]),
 });
+
+/** Whom users' remote tokens belong to: our consumer key at these endpoints' hosts (defaults follow the link URL). */
+function remotePartyOf(config: Record<string, unknown>): string {
+  return JSON.stringify([config.consumerKey ?? null, ...['requestTokenUrl', 'authorizeUrl', 'accessTokenUrl'].map((name) => originOf(config[name]))]);
+}
 
 /** The origin of an absolute endpoint URL; a path (below the link URL) or nothing follows the link. */
 function originOf(value: unknown): string | null {
@@ -155,6 +157,11 @@ export const oauth1Module: ProtocolModule = {
         return undefined;
       },
       onLinkMoved: (trx, linkId) => consumer.remoteGone(trx, linkId),
+      // Another consumer key or token host is another party: users' tokens must not be sent to it.
+      async onAuthChanged({ trx, linkId, direction, type, before, after }) {
+        if (direction === 'outgoing' && type === OAUTH1_TYPE && remotePartyOf(before) !== remotePartyOf(after)) return consumer.remoteGone(trx, linkId);
+        return undefined;
+      },
       // Where a remote administrator finds what to register for us (our extension of the manifest).
       async manifestFields() {
         const id = await consumer.identity();

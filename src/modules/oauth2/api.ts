@@ -45,6 +45,10 @@ const OAuth2ClientCreated = Type.Object({
   ...OAuth2Client.properties,
   clientSecret: Type.Union([Type.String(), Type.Null()], { description: 'The secret of a confidential client. Shown this once; only its hash is stored.' }),
 });
+const OAuth2ClientUpdated = Type.Object({
+  ...OAuth2Client.properties,
+  clientSecret: Type.Optional(Type.String({ description: 'Only when the change made a public client confidential: its new secret, shown this once.' })),
+});
 const OAuth2ClientList = Type.Object({ clients: Type.Array(OAuth2Client) });
 const ClientParams = Type.Object({ clientId: Type.String({ minLength: 1, maxLength: 128 }) });
 
@@ -159,11 +163,21 @@ export async function oauth2Api(root: FastifyInstance, s: Services, oauth: OAuth
   );
   app.patch(
     '/api/v1/oauth2/clients/:clientId',
-    { preValidation: credentialAdmin, schema: { tags: ['oauth2'], summary: 'Change an OAuth 2.0 client', params: ClientParams, body: AdminUpdate, response: { 200: OAuth2Client, ...errors } } },
+    {
+      preValidation: credentialAdmin,
+      schema: {
+        tags: ['oauth2'],
+        summary: 'Change an OAuth 2.0 client (changing confidential revokes everything it holds; made confidential, it gets a new secret, shown once)',
+        params: ClientParams,
+        body: AdminUpdate,
+        response: { 200: OAuth2ClientUpdated, ...errors },
+      },
+    },
     async (request) => {
       const b = request.body;
       const client = await manager.byClientId(request.params.clientId);
-      return clientJson(await manager.update(client, { ...b, ...(b.scopes ? { scopes: b.scopes as Scope[] } : {}) } as Parameters<ClientManager['update']>[1], await actor(request)));
+      const updated = await manager.update(client, { ...b, ...(b.scopes ? { scopes: b.scopes as Scope[] } : {}) } as Parameters<ClientManager['update']>[1], await actor(request));
+      return { ...clientJson(updated.client), ...(updated.clientSecret !== undefined ? { clientSecret: updated.clientSecret } : {}) };
     },
   );
   app.delete(
@@ -247,7 +261,7 @@ export async function oauth2Api(root: FastifyInstance, s: Services, oauth: OAuth
       const b = request.body;
       manager.checkDeveloperInput(b.scopes as Scope[] | undefined);
       const client = await manager.ownedBy(request.params.clientId, user);
-      return clientJson(await manager.update(client, { ...b, ...(b.scopes ? { scopes: b.scopes as Scope[] } : {}) } as Parameters<ClientManager['update']>[1], who));
+      return clientJson((await manager.update(client, { ...b, ...(b.scopes ? { scopes: b.scopes as Scope[] } : {}) } as Parameters<ClientManager['update']>[1], who)).client);
     },
   );
   app.delete(

@@ -74,6 +74,9 @@ export const oauth2Module: ProtocolModule = {
       async onAuthRemoved(trx, linkId, direction, type) {
         if (direction === 'incoming' && (type === OAUTH2_TYPE || type === undefined)) await oauth.clientRemoved(trx, linkId);
       },
+      async onAuthChanged(change) {
+        if (change.direction === 'incoming' && change.type === OAUTH2_TYPE) await oauth.clientChanged(change);
+      },
       start() {
         const timers = [
           setInterval(() => void oauth.flushLastUsed().catch((err: unknown) => s.logger.warn({ err }, 'oauth2: could not write grant last-use times')), 10_000),

@@ -117,18 +117,31 @@ export class ClientManager {
     return client;
   }
 
-  async update(client: Client, patch: ClientPatch, actor: Actor): Promise<ClientView> {
+  /**
+   * Changes a client. Changing its type revokes everything it holds and deletes its secrets (see
+   * OAuth2Service.clientChanged); a client made confidential gets a new secret, answered this once.
+   */
+  async update(client: Client, patch: ClientPatch, actor: Actor): Promise<{ client: ClientView; clientSecret: string | undefined }> {
     const auth = await this.s.store.links.findAuth(client.linkId, 'incoming', OAUTH2_TYPE);
     if (!auth) throw new AppError('not_found', { message: 'No OAuth 2.0 client with this client id.' });
     const config = { ...(auth.config as ClientConfig) };
+    const wasConfidential = config.confidential;
     if (patch.name !== undefined) config.name = patch.name;
     if (patch.confidential !== undefined) config.confidential = patch.confidential;
     if (patch.redirectUris !== undefined) config.redirectUris = patch.redirectUris;
     if (patch.scopes !== undefined) config.scopes = normalize(patch.scopes);
     if (patch.requirePkce !== undefined) config.requirePkce = patch.requirePkce;
     if (patch.serviceAccount !== undefined) config.serviceAccountUserId = await this.serviceAccountId(patch.serviceAccount);
-    await this.s.links.setAuth(client.linkId, 'incoming', OAUTH2_TYPE, config as unknown as Record<string, unknown>, actor);
-    return this.view(await this.byClientId(client.clientId));
+    const clientSecret = config.confidential && !wasConfidential ? randomToken(CLIENT_SECRET_PREFIX) : undefined;
+    // Written after the change has deleted the secrets of the client's previous life.
+    const within: Within | undefined = clientSecret
+      ? async (_repos, trx, linkId) => {
+          const now = this.s.clock.now();
+          await new OAuth2Repository(trx).addSecret({ id: uuidv7(now), linkId, secretHash: hashToken(clientSecret), createdAt: now, expiresAt: null });
+        }
+      : undefined;
+    await this.s.links.setAuth(client.linkId, 'incoming', OAUTH2_TYPE, config as unknown as Record<string, unknown>, actor, within);
+    return { client: await this.view(await this.byClientId(client.clientId)), clientSecret };
   }
 
   /**

@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { constantTimeEqual, hashToken, randomToken } from '../../crypto/tokens.js';
 import { AppError } from '../../errors/index.js';
+import type { AuthChange } from '../../auth/registry.js';
 import type { ClientCredentials } from '../../protocols/oauth2/client-auth.js';
 import { checkCodeVerifier } from '../../protocols/oauth2/pkce.js';
 import { capAt, capForUser, closure, covers, formatScope, parseScope, type Scope } from '../../protocols/oauth2/scopes.js';
@@ -13,7 +14,7 @@ import { andThen, type Awaitable } from '../../util/awaitable.js';
 import { uuidv7 } from '../../util/ids.js';
 import { LastUse } from '../../util/last-use.js';
 import { TtlCache } from '../../util/ttl-cache.js';
-import { OAUTH2_TYPE, toClient, type Client } from './clients.js';
+import { OAUTH2_TYPE, toClient, type Client, type ClientConfig } from './clients.js';
 import { OAuth2Repository, type CodeRecord, type TokenRecord } from './repository.js';
 
 /** Token prefixes by kind (CONVENTIONS.md habit 6), so a leaked value says what it is. */
@@ -267,6 +268,9 @@ export class OAuth2Service {
     if (p.redirectUri !== undefined && p.redirectUri !== code.redirectUri) {
       throw new AppError('oauth2_invalid_grant', { message: 'redirect_uri differs from the one of the authorization request.' });
     }
+    // A client that must use PKCE never redeems a code issued without it (one issued before the
+    // client became public, or before an administrator required PKCE).
+    if (client.requirePkce && code.codeChallenge === null) throw new AppError('oauth2_invalid_grant', { message: 'This client must use PKCE, and the authorization code was issued without it.' });
     checkCodeVerifier(p.codeVerifier, code.codeChallenge && code.codeChallengeMethod ? { challenge: code.codeChallenge, method: code.codeChallengeMethod } : null);
     const user = await this.activeUser(code.userId);
     // The user may have lost administrator rights since consenting, the client some of its scopes.
@@ -581,6 +585,29 @@ export class OAuth2Service {
     });
     this.s.revocations.link(linkId);
     return count;
+  }
+
+  /**
+   * Inside the transaction that changes a client's configuration in place. A change of client type
+   * is a change of who can act as the client: what a confidential client holds (refresh tokens,
+   * codes issued without PKCE) would be redeemable with its bare client_id once it is public, and
+   * its old secret would work again once it is confidential. So the client starts over: every
+   * consent, code, grant and token is revoked and its secrets deleted (the admin API issues a new
+   * one in the same transaction when the client becomes confidential).
+   */
+  async clientChanged(change: AuthChange): Promise<void> {
+    const before = change.before as ClientConfig;
+    const after = change.after as ClientConfig;
+    if (before.confidential !== after.confidential) {
+      const r = new OAuth2Repository(change.trx);
+      const users = await r.revokeLink(change.linkId);
+      await r.deleteSecrets(change.linkId);
+      await this.s.audit.record(
+        change.actor,
+        { action: 'oauth2.client.type.change', target: { type: 'link', id: change.linkId }, details: { clientId: after.clientId, confidential: after.confidential, revokedUsers: users } },
+        change.repos,
+      );
+    }
   }
 
   /** Inside the transaction that removes a link's `oauth2` configuration: the client is gone, so is everything it held. */
