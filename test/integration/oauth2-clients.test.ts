@@ -145,6 +145,51 @@ describe.each(DIALECTS)('OAuth 2.0 clients and the developer area on %s', (diale
     expect(json(await post(h, INTROSPECT, { ...client, clientSecret: rotated.clientSecret }, { token: 'x' }))).toEqual({ active: false });
   });
 
+  it('caps live tokens at the client’s current scopes at once, and ends client_credentials tokens when the service account changes', async () => {
+    h = await createHarness(dialect);
+    const admin = { authorization: h.adminBasic };
+    const patch = (c: RegisteredClient, payload: Record<string, unknown>) => h.inject({ method: 'PATCH', url: `/api/v1/oauth2/clients/${c.clientId}`, headers: admin, payload });
+    const bearer = (t: Tokens) => ({ authorization: `Bearer ${t.access_token}` });
+    const client = await registerClient(h, { scopes: ['READ', 'WRITE'] });
+    await userWithToken(h, 'alice');
+    const jar = await signIn(h, 'alice', 'alice-password');
+    const tokens = await exchange(h, client, await obtainCode(h, jar, client, { scope: 'WRITE' }));
+    expect((await h.inject({ method: 'POST', url: '/x', headers: bearer(tokens) })).statusCode).toBe(200);
+
+    expect((await patch(client, { scopes: ['READ'] })).statusCode).toBe(200);
+    expect(json<{ scopes: string[] }>(await h.inject({ url: '/x', headers: bearer(tokens) })).scopes).toEqual(['READ']);
+    const write = await h.inject({ method: 'POST', url: '/x', headers: bearer(tokens) });
+    expect(write.statusCode).toBe(403);
+    expect(write.headers['www-authenticate']).toMatch(/error="insufficient_scope"/);
+    for (const token of [tokens.access_token, tokens.refresh_token!]) {
+      expect(json(await post(h, INTROSPECT, client, { token }))).toMatchObject({ active: true, scope: 'READ', applinks_scopes: 'READ' });
+    }
+    // Widened again, the token may do what it was granted (never more).
+    expect((await patch(client, { scopes: ['READ', 'WRITE', 'ADMIN'] })).statusCode).toBe(200);
+    expect(json<{ scopes: string[] }>(await h.inject({ url: '/x', headers: bearer(tokens) })).scopes).toEqual(['READ', 'WRITE']);
+
+    // client_credentials tokens act as the service account: another one, or none, ends them.
+    await userWithToken(h, 'robot');
+    await userWithToken(h, 'robot2');
+    const service = await registerClient(h, { serviceAccount: 'robot', redirectUris: [] });
+    const cc = async () => {
+      const res = await post(h, TOKEN, service, { grant_type: 'client_credentials' });
+      expect(res.statusCode, res.body).toBe(200);
+      return json<Tokens>(res);
+    };
+    const first = await cc();
+    expect((await patch(service, { serviceAccount: 'robot2' })).statusCode).toBe(200);
+    expect((await h.inject({ url: '/x', headers: bearer(first) })).statusCode).toBe(401);
+    expect(json(await post(h, INTROSPECT, service, { token: first.access_token }))).toEqual({ active: false });
+    const second = await cc();
+    expect(json(await h.inject({ url: '/x', headers: bearer(second) }))).toMatchObject({ user: { username: 'robot2' } });
+    // A change of something else keeps them.
+    expect((await patch(service, { name: 'Renamed robot' })).statusCode).toBe(200);
+    expect((await h.inject({ url: '/x', headers: bearer(second) })).statusCode).toBe(200);
+    expect((await patch(service, { serviceAccount: null })).statusCode).toBe(200);
+    expect((await h.inject({ url: '/x', headers: bearer(second) })).statusCode).toBe(401);
+  });
+
   it('keeps the developer area closed unless configured', async () => {
     h = await createHarness(dialect);
     const { bearer } = await userWithToken(h, 'dev');

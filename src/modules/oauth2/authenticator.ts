@@ -3,10 +3,10 @@ import type { Authenticator } from '../../auth/registry.js';
 import type { AuthRequest } from '../../auth/request.js';
 import { AppError } from '../../errors/index.js';
 import { bearerChallenge } from '../../protocols/oauth2/errors.js';
-import { closure } from '../../protocols/oauth2/scopes.js';
+import { capAt, closure } from '../../protocols/oauth2/scopes.js';
 import type { Services } from '../../services/index.js';
 import { toPrincipalUser } from '../../services/users.js';
-import { OAUTH2_TYPE } from './clients.js';
+import { OAUTH2_TYPE, type Client } from './clients.js';
 import { andThen, guarded, type Awaitable } from '../../util/awaitable.js';
 import { ACCESS_TOKEN_PREFIX, type AccessGrant, type OAuth2Service } from './service.js';
 
@@ -20,8 +20,9 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
  */
 export function bearerAuthenticator(s: Services, oauth: OAuth2Service): Authenticator {
   const realm = s.config.appName;
-  // Likewise the scopes of a cached token record, expanded to what they include.
-  const scopes = new WeakMap<object, readonly string[]>();
+  // The scopes of a cached token record capped at its client's scopes, expanded to what they
+  // include; recomputed when the client's configuration (a new Client object) changes.
+  const scopes = new WeakMap<object, { client: Client; granted: readonly string[] }>();
   return {
     id: OAUTH2_TYPE,
     authenticate(req: AuthRequest): Awaitable<Principal> | undefined {
@@ -32,9 +33,10 @@ export function bearerAuthenticator(s: Services, oauth: OAuth2Service): Authenti
       return guarded(() => andThen(oauth.accessToken(token), (grant) => principalOf(grant, req)), fail);
     },
   };
-  function principalOf({ record, user, link }: AccessGrant, req: AuthRequest): Principal {
-    let granted = scopes.get(record);
-    if (!granted) scopes.set(record, (granted = closure(record.scopes)));
+  function principalOf({ record, user, link, client }: AccessGrant, req: AuthRequest): Principal {
+    let hit = scopes.get(record);
+    if (hit?.client !== client) scopes.set(record, (hit = { client, granted: closure(capAt(record.scopes, client.scopes)) }));
+    let granted = hit.granted;
     // A user who lost administrator rights since the grant takes them from the token at once
     // (a closure lists READ, WRITE first; what follows is administration).
     if (!user.isAdmin && granted.length > 2) granted = granted.slice(0, 2);

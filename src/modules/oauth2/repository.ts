@@ -300,6 +300,11 @@ export class OAuth2Repository {
     return Number(r.numDeletedRows) > 0;
   }
 
+  /** Deletes the client_credentials tokens (those of no grant) issued through a link. */
+  async deleteClientCredentialsTokens(linkId: string): Promise<void> {
+    await this.db.deleteFrom('oauth2_tokens').where('link_id', '=', linkId).where('grant_id', 'is', null).execute();
+  }
+
   /**
    * A retried refresh replaces the unused newest refresh token: it is marked replaced (so
    * presenting it later is recognised as reuse) and the access tokens issued with it, which the

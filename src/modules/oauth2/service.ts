@@ -9,6 +9,7 @@ import type { Actor } from '../../services/audit.js';
 import type { Authorization } from '../../services/authorizations.js';
 import type { Services } from '../../services/index.js';
 import type { Executor } from '../../storage/repositories/common.js';
+import type { LinkRecord } from '../../storage/repositories/links.js';
 import type { UserRecord } from '../../storage/repositories/users.js';
 import { andThen, type Awaitable } from '../../util/awaitable.js';
 import { uuidv7 } from '../../util/ids.js';
@@ -37,12 +38,26 @@ export interface AccessGrant {
   record: TokenRecord;
   user: UserRecord;
   link: { id: string; name: string };
+  /** The client as it is configured now: its scopes cap what the token may do. */
+  client: Client;
 }
 
 /** Who asks the introspection endpoint: a confidential client (its own tokens only) or the host. */
 export type IntrospectionCaller = { kind: 'client'; client: Client } | { kind: 'host' };
 
 const INACTIVE = { active: false } as const;
+
+/**
+ * A cached access token: its record with its link and client as they were read with it. Any change
+ * of the link or client drops the entry on this instance (it is tagged `link:<id>`), so a hit
+ * sees the client's current scopes and service account without a lookup per request; other
+ * instances see a change within APPLINKS_AUTH_CACHE_TTL_MS, as with every cached credential.
+ */
+interface AccessEntry {
+  readonly record: TokenRecord;
+  readonly link: LinkRecord;
+  readonly client: Client;
+}
 
 /**
  * Group commit for token rows: inserts asked for in the same turn of the event loop are written
@@ -88,7 +103,7 @@ class TokenWriter {
  */
 export class OAuth2Service {
   readonly repo: OAuth2Repository;
-  private readonly accessCache: TtlCache<TokenRecord>;
+  private readonly accessCache: TtlCache<AccessEntry>;
   private readonly secretCache: TtlCache<string[]>;
   /** Grant last-use times, written in batches so a resource request never waits for a write. */
   private readonly lastUsed = new LastUse();
@@ -97,7 +112,7 @@ export class OAuth2Service {
   constructor(private readonly s: Services) {
     this.repo = new OAuth2Repository(s.store.db);
     this.tokenWriter = new TokenWriter(this.repo);
-    this.accessCache = s.revocations.register(new TtlCache<TokenRecord>(100_000, () => s.clock.now()));
+    this.accessCache = s.revocations.register(new TtlCache<AccessEntry>(100_000, () => s.clock.now()));
     this.secretCache = s.revocations.register(new TtlCache<string[]>(10_000, () => s.clock.now()));
   }
 
@@ -435,33 +450,50 @@ export class OAuth2Service {
    */
   accessToken(token: string): Awaitable<AccessGrant> {
     const tokenHash = hashToken(token);
-    const record = this.accessCache.get(tokenHash);
-    return record ? this.grantOf(record) : this.loadAccess(tokenHash).then((found) => this.grantOf(found));
+    const entry = this.accessCache.get(tokenHash);
+    return entry ? this.grantOf(entry) : this.loadAccess(tokenHash).then((found) => this.grantOf(found));
   }
 
-  private async loadAccess(tokenHash: string): Promise<TokenRecord> {
+  private async loadAccess(tokenHash: string): Promise<AccessEntry> {
     const record = await this.repo.findToken(tokenHash);
     if (!record || record.kind !== 'access') throw new AppError('oauth2_invalid_token', { message: 'The access token is not valid.' });
-    this.cacheAccess(tokenHash, record);
-    return record;
+    const found = await this.clientOf(record);
+    if (!found) throw new AppError('oauth2_invalid_token', { message: 'The application link or client this token was issued through was removed.' });
+    const entry: AccessEntry = { record, link: found.link, client: found.client };
+    this.cacheAccess(tokenHash, entry);
+    return entry;
   }
 
-  private grantOf(record: TokenRecord): Awaitable<AccessGrant> {
+  /**
+   * The token's user (cached) and its client as configured now: a client whose scopes were
+   * narrowed caps the token (the authenticator and introspection apply `client.scopes`), and a
+   * client_credentials token lives only while its user is still the client's service account.
+   */
+  private grantOf({ record, link, client }: AccessEntry): Awaitable<AccessGrant> {
     const now = this.now;
     if (record.expiresAt <= now) throw new AppError('oauth2_invalid_token', { message: 'The access token has expired.' });
     return andThen(this.s.users.cached(record.userId), (user) => {
       if (!user) throw new AppError('oauth2_invalid_token', { message: 'The access token is not valid.' });
       if (user.disabled) throw new AppError('oauth2_invalid_token', { message: 'The user of this access token is disabled.' });
-      return andThen(this.s.links.cached(record.linkId), (link) => {
-        if (!link) throw new AppError('oauth2_invalid_token', { message: 'The application link this token was issued through was deleted.' });
-        if (record.grantId !== null) this.lastUsed.note(record.grantId, now);
-        return { record, user, link };
-      });
+      if (record.grantId === null) {
+        if (record.userId !== client.serviceAccountUserId) throw new AppError('oauth2_invalid_token', { message: 'The client is no longer a service account acting as this user.' });
+      } else this.lastUsed.note(record.grantId, now);
+      return { record, user, link, client };
     });
   }
 
-  private cacheAccess(tokenHash: string, record: TokenRecord): void {
-    this.accessCache.set(tokenHash, record, this.s.config.authCacheTtlMs, [
+  /** The link and client a token was issued to, read now; undefined once either is gone or the client id changed. */
+  private async clientOf(record: TokenRecord): Promise<{ link: LinkRecord; client: Client } | undefined> {
+    const link = await this.s.store.links.findById(record.linkId);
+    const auth = link ? await this.s.store.links.findAuth(record.linkId, 'incoming', OAUTH2_TYPE) : undefined;
+    if (!link || !auth) return undefined;
+    const client = toClient(link, auth);
+    return client.clientId === record.clientId ? { link, client } : undefined;
+  }
+
+  private cacheAccess(tokenHash: string, entry: AccessEntry): void {
+    const record = entry.record;
+    this.accessCache.set(tokenHash, entry, this.s.config.authCacheTtlMs, [
       `user:${record.userId}`,
       `link:${record.linkId}`,
       `cred:${record.grantId ?? tokenHash}`,
@@ -474,23 +506,25 @@ export class OAuth2Service {
    * (others are `active: false`, §4); the host learns about every token.
    */
   async introspect(token: string, caller: IntrospectionCaller): Promise<Record<string, unknown>> {
-    let record: TokenRecord | undefined;
+    let live: { record: TokenRecord; client: Client } | undefined;
     if (token.startsWith(ACCESS_TOKEN_PREFIX)) {
       try {
-        record = (await this.accessToken(token)).record;
+        live = await this.accessToken(token);
       } catch (error) {
         if (error instanceof AppError) return INACTIVE;
         throw error;
       }
     } else if (token.startsWith(REFRESH_TOKEN_PREFIX)) {
-      record = await this.liveRefresh(token);
+      live = await this.liveRefresh(token);
     }
-    if (!record) return INACTIVE;
+    if (!live) return INACTIVE;
+    const { record, client } = live;
     if (caller.kind === 'client' && (record.clientId !== caller.client.clientId || record.linkId !== caller.client.linkId)) return INACTIVE;
     const user = await this.s.users.cached(record.userId);
     if (!user || user.disabled) return INACTIVE;
-    // What the token may do now: a user who lost administrator rights takes them from the token.
-    const scopes = capForUser(record.scopes, user.isAdmin);
+    // What the token may do now: a user who lost administrator rights takes them from the token,
+    // a client whose scopes an administrator narrowed likewise.
+    const scopes = capAt(capForUser(record.scopes, user.isAdmin), client.scopes);
     const answer: Record<string, unknown> = {
       active: true,
       scope: formatScope(scopes),
@@ -509,12 +543,13 @@ export class OAuth2Service {
   }
 
   /** A refresh token that would be accepted now (newest, or the previous one while the newest is unused). */
-  private async liveRefresh(token: string): Promise<TokenRecord | undefined> {
+  private async liveRefresh(token: string): Promise<{ record: TokenRecord; client: Client } | undefined> {
     const record = await this.repo.findToken(hashToken(token));
     if (!record || record.kind !== 'refresh' || record.grantId === null || record.replacedAt !== null || record.expiresAt <= this.now) return undefined;
     const grant = await this.repo.findGrant(record.grantId);
-    if (!grant || !(await this.s.links.cached(record.linkId))) return undefined;
-    return record.generation === grant.refreshGeneration || record.generation === grant.refreshGeneration - 1 ? record : undefined;
+    const found = grant ? await this.clientOf(record) : undefined;
+    if (!grant || !found) return undefined;
+    return record.generation === grant.refreshGeneration || record.generation === grant.refreshGeneration - 1 ? { record, client: found.client } : undefined;
   }
 
   /**
@@ -607,7 +642,12 @@ export class OAuth2Service {
         { action: 'oauth2.client.type.change', target: { type: 'link', id: change.linkId }, details: { clientId: after.clientId, confidential: after.confidential, revokedUsers: users } },
         change.repos,
       );
+    } else if ((before.serviceAccountUserId ?? null) !== (after.serviceAccountUserId ?? null)) {
+      // client_credentials tokens act as the service account they were issued for: a new one, or
+      // none, ends them (resource requests also check, for instances whose cache is older).
+      await new OAuth2Repository(change.trx).deleteClientCredentialsTokens(change.linkId);
     }
+    // Narrowed scopes need no revocation: every use of a token is capped at the client's current scopes.
   }
 
   /** Inside the transaction that removes a link's `oauth2` configuration: the client is gone, so is everything it held. */
