@@ -141,6 +141,22 @@ describe.each(DIALECTS)('OAuth 2.0 authorization server on %s', (dialect) => {
     expect(asked.body).toContain('Allow');
   });
 
+  it('always asks again for a public client: its client_id and loopback redirect prove nothing (RFC 8252 §8.6)', async () => {
+    const client = await registerClient(h, { confidential: false, redirectUris: ['http://127.0.0.1/cb'] });
+    await userWithToken(h, 'nina');
+    const jar = await signIn(h, 'nina', 'nina-password');
+    const ask = (port: number) => h.inject({ url: authorizeUrl({ response_type: 'code', client_id: client.clientId, redirect_uri: `http://127.0.0.1:${port}/cb`, code_challenge: pkce().challenge, code_challenge_method: 'S256' }), headers: { cookie: jar.header } });
+    const first = await ask(4567);
+    expect(first.statusCode).toBe(200);
+    expect(redirectParams(await decide(h, jar, first, 'allow')).get('code')).toMatch(/^alac_/);
+    // Another program on the same machine reuses the client_id with a port of its own: the user decides again.
+    const again = await ask(6789);
+    expect(again.statusCode, String(again.headers.location)).toBe(200);
+    expect(again.body).toContain('Allow');
+    // The consent is still recorded: the user sees (and can revoke) the application.
+    expect(await h.services.authorizations.list((await h.services.users.findByUsername('nina'))!.id)).toHaveLength(1);
+  });
+
   it('revokes the user’s tokens from the authorized-applications API', async () => {
     const client = await registerClient(h);
     const { bearer } = await userWithToken(h, 'carol');

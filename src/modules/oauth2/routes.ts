@@ -240,9 +240,14 @@ export async function oauth2Routes(app: FastifyInstance, s: Services, oauth: OAu
       const granted = capForUser(requested, user.isAdmin);
       const forceConsent = (params.get('prompt') ?? '').split(' ').includes('consent');
 
-      // 4. Remembered consent, the consent page, or the decision just made on it.
+      // 4. Remembered consent, the consent page, or the decision just made on it. Consent is
+      // remembered for confidential clients only. RFC 8252 §8.6: "unless the identity of the
+      // client can be proven, the request SHOULD be processed as if no previous request had been
+      // approved" (also RFC 6749 §10.2): any program can send a public client's client_id with a
+      // loopback redirect of its own, so a public client's user always decides.
       if (decision === 'deny') throw new AppError('oauth2_access_denied', { message: 'The user denied the request.' });
-      if (decision === undefined && (forceConsent || !(await oauth.consentCovers(user.id, client.linkId, granted)))) {
+      const remembered = client.confidential && !forceConsent && (await oauth.consentCovers(user.id, client.linkId, granted));
+      if (decision === undefined && !remembered) {
         const forwarded: Record<string, string | undefined> = {};
         for (const name of FORWARDED_PARAMS) forwarded[name] = params.get(name);
         const csrf = issueCsrfToken(s, request, reply);
