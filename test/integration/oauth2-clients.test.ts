@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { oauth2Of } from '../../src/modules/oauth2/index.js';
 import { createHarness, DIALECTS, json, userWithToken, type Harness } from '../helpers/harness.js';
 import { authorizeUrl, decide, exchange, INTROSPECT, obtainCode, post, REDIRECT, redirectParams, registerClient, signIn, TOKEN, type RegisteredClient, type Tokens } from '../helpers/oauth2.js';
 
@@ -274,6 +275,41 @@ describe.each(DIALECTS)('OAuth 2.0 clients and the developer area on %s', (diale
     expect((await h.inject({ url: '/x', headers: { authorization: `Bearer ${devTokens.access_token}` } })).statusCode).toBe(401);
     expect((await h.inject({ url: `/api/v1/links/${app.linkId}`, headers: { authorization: h.adminBasic } })).statusCode).toBe(404);
     expect(await h.services.authorizations.list((await h.services.users.findByUsername('other'))!.id)).toHaveLength(0);
+  });
+
+  it('frees a developer’s slot when an administrator removes the client through any path', async () => {
+    h = await createHarness(dialect, { config: { oauth2DeveloperApps: true, oauth2DeveloperMaxApps: 1 } });
+    const dev = await userWithToken(h, 'dev');
+    const admin = { authorization: h.adminBasic };
+    const register = (name: string) => h.inject({ method: 'POST', url: '/api/v1/me/oauth2/clients', headers: { authorization: dev.bearer }, payload: { name, redirectUris: [REDIRECT] } });
+    const first = json<{ clientId: string; linkId: string }>(await register('First'));
+    expect((await register('Too many')).statusCode).toBe(403);
+    // The generic link API removes only the OAuth 2.0 configuration; the link stays, no longer the developer's.
+    expect((await h.inject({ method: 'DELETE', url: `/api/v1/links/${first.linkId}/incoming/oauth2`, headers: admin })).statusCode).toBe(200);
+    expect(json<{ clients: unknown[] }>(await h.inject({ url: '/api/v1/me/oauth2/clients', headers: { authorization: dev.bearer } })).clients).toHaveLength(0);
+    const second = await register('Second');
+    expect(second.statusCode, second.body).toBe(201);
+    // A client added to that link later is an administrator's, not the developer's.
+    const readded = await registerClient(h, { linkId: first.linkId });
+    expect(json(await h.inject({ url: `/api/v1/oauth2/clients/${readded.clientId}`, headers: admin })).owner).toBeNull();
+    // The client API's removal of the developer's app takes its whole link, as before.
+    const secondApp = json<{ clientId: string; linkId: string }>(second);
+    expect((await h.inject({ method: 'DELETE', url: `/api/v1/oauth2/clients/${secondApp.clientId}`, headers: admin })).statusCode).toBe(204);
+    expect((await register('Third')).statusCode).toBe(201);
+    // An ownership row left behind before this was fixed (a link without a client) takes no slot either.
+    const mine = async () => json<{ clients: Array<{ clientId: string }> }>(await h.inject({ url: '/api/v1/me/oauth2/clients', headers: { authorization: dev.bearer } })).clients;
+    const stale = json<{ id: string }>(await h.inject({ method: 'POST', url: '/api/v1/links', headers: admin, payload: { name: 'Stale' } }));
+    await oauth2Of(h.services).repo.setOwner(stale.id, dev.user.id, h.clock.now());
+    const [third] = await mine();
+    expect((await h.inject({ method: 'DELETE', url: `/api/v1/me/oauth2/clients/${third!.clientId}`, headers: { authorization: dev.bearer } })).statusCode).toBe(204);
+    const fifth = await register('Fifth');
+    expect(fifth.statusCode).toBe(201);
+    // A new client id set through the generic API is a new client on the same app: still the developer's.
+    const app = json<{ linkId: string }>(fifth);
+    const link = json<{ incoming: Array<{ type: string; config: Record<string, unknown> }> }>(await h.inject({ url: `/api/v1/links/${app.linkId}`, headers: admin }));
+    const config = { ...link.incoming.find((a) => a.type === 'oauth2')!.config, clientId: 'renamed-client-id' };
+    expect((await h.inject({ method: 'PUT', url: `/api/v1/links/${app.linkId}/incoming/oauth2`, headers: admin, payload: config })).statusCode).toBe(200);
+    expect(json<{ owner: { username: string } | null }>(await h.inject({ url: '/api/v1/oauth2/clients/renamed-client-id', headers: admin })).owner?.username).toBe('dev');
   });
 
   it('revokes every authorization of a link through the core admin route, keeping the client', async () => {

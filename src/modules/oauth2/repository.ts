@@ -3,6 +3,7 @@ import type { Scope } from '../../protocols/oauth2/scopes.js';
 import { formatScope, storedScopes } from '../../protocols/oauth2/scopes.js';
 import { withTables, type Executor } from '../../storage/repositories/common.js';
 import type { Database } from '../../storage/schema.js';
+import { OAUTH2_TYPE } from './clients.js';
 import type { OAuth2Tables, OAuth2TokensTable } from './tables.js';
 
 export interface SecretRecord {
@@ -132,9 +133,32 @@ export class OAuth2Repository {
     return new Map(rows.map((r) => [r.link_id, r.user_id]));
   }
 
+  /**
+   * The links a user owns that still have an OAuth 2.0 client (the developer area's count). An
+   * ownership row whose client was removed without its link (before such removals released it)
+   * takes no slot.
+   */
   async ownedLinks(userId: string): Promise<string[]> {
-    const rows = await this.db.selectFrom('oauth2_client_owners').select('link_id').where('user_id', '=', userId).orderBy('created_at').execute();
+    const rows = await this.db
+      .selectFrom('oauth2_client_owners')
+      .select('link_id')
+      .where('user_id', '=', userId)
+      .where((eb) => eb.exists(eb.selectFrom('link_auth').select('link_auth.link_id').whereRef('link_auth.link_id', '=', 'oauth2_client_owners.link_id').where('link_auth.direction', '=', 'incoming').where('link_auth.type', '=', OAUTH2_TYPE)))
+      .orderBy('created_at')
+      .execute();
     return rows.map((r) => r.link_id);
+  }
+
+  /**
+   * Ends the ownership of a link that no longer has an OAuth 2.0 client (its client was removed and
+   * the link kept): the developer's slot is free, and a client added to the link later is not theirs.
+   */
+  async releaseOwnerWithoutClient(linkId: string): Promise<void> {
+    await this.db
+      .deleteFrom('oauth2_client_owners')
+      .where('link_id', '=', linkId)
+      .where((eb) => eb.not(eb.exists(eb.selectFrom('link_auth').select('link_auth.link_id').where('link_auth.link_id', '=', linkId).where('link_auth.direction', '=', 'incoming').where('link_auth.type', '=', OAUTH2_TYPE))))
+      .execute();
   }
 
   // ---------- consents

@@ -655,6 +655,9 @@ export class OAuth2Service {
     const r = new OAuth2Repository(trx);
     await r.revokeLink(linkId);
     await r.deleteSecrets(linkId);
+    // Removed with its link kept (the generic link API): a developer's app no longer takes a slot.
+    // Replaced by a client of another id, the link's client is still the owner's.
+    await r.releaseOwnerWithoutClient(linkId);
   }
 
   // ---------------------------------------------------------------- background
