@@ -125,6 +125,12 @@ export interface ModuleRuntime {
    * deleted, for the audit entry.
    */
   onAuthChanged?(change: AuthChange): Promise<Forgotten | void>;
+  /**
+   * Runs inside the transaction that deletes a user: drop references to them from link
+   * configurations (an OAuth 2.0 client's service account), so nothing names a deleted user.
+   * Answers the ids of the links it changed; their cached configurations go once it commits.
+   */
+  onUserDeleted?(repos: Repositories, userId: string): Promise<readonly string[]>;
   /** The per-user authorizations this module issues, for the authorized-applications list. */
   readonly authorizations?: AuthorizationProvider;
   /**

@@ -164,6 +164,11 @@ export async function createServices(config: Config, options: CreateServicesOpti
     const runtimes = modules.map((m) => m.setup?.(services!) ?? {});
     built.runtimes = runtimes;
     partial.users.onDisable = (trx, userId) => built.authorizations.revokeForUser(trx, userId);
+    partial.users.onDelete = async (repos, userId) => {
+      const changed: string[] = [];
+      for (const runtime of runtimes) changed.push(...((await runtime.onUserDeleted?.(repos, userId)) ?? []));
+      return changed;
+    };
     built.pipeline = new Pipeline(
       runtimes.flatMap((r) => r.authenticators ?? []),
       runtimes.flatMap((r) => (r.authorize ? [r.authorize.bind(r)] : [])),

@@ -6,7 +6,7 @@ import { isStorableName } from '../util/text.js';
 import { AppError } from '../errors/index.js';
 import { UniqueViolation, type Executor } from '../storage/repositories/common.js';
 import type { UserListQuery, UserPatch, UserRecord } from '../storage/repositories/users.js';
-import type { Store } from '../storage/store.js';
+import type { Repositories, Store } from '../storage/store.js';
 import type { Clock } from '../util/clock.js';
 import type { Awaitable } from '../util/awaitable.js';
 import { TtlCache } from '../util/ttl-cache.js';
@@ -54,6 +54,8 @@ export class UserService {
   private readonly cache: TtlCache<UserRecord>;
   /** Set once the modules are set up: revokes, inside the disabling transaction, what the user authorized. */
   onDisable?: (trx: Executor, userId: string) => Promise<unknown>;
+  /** Set once the modules are set up: inside the deleting transaction, drops references to the user; answers the links it changed. */
+  onDelete?: (repos: Repositories, userId: string) => Promise<readonly string[]>;
   private readonly byName: TtlCache<UserRecord | null>;
 
   constructor(
@@ -180,13 +182,16 @@ export class UserService {
   }
 
   async delete(id: string, actor: Actor): Promise<void> {
-    await this.store.transaction(async (repos) => {
+    const changedLinks = await this.store.transaction(async (repos) => {
       const user = await repos.users.findById(id);
       if (!user) throw new AppError('not_found', { message: 'No such user.' });
+      const changed = (await this.onDelete?.(repos, id)) ?? [];
       await repos.users.delete(id);
-      await this.audit.record(actor, { action: 'user.delete', target: { type: 'user', id, name: user.username } }, repos);
+      await this.audit.record(actor, { action: 'user.delete', target: { type: 'user', id, name: user.username }, ...(changed.length > 0 ? { details: { linksChanged: changed } } : {}) }, repos);
+      return changed;
     });
     this.revocations.user(id);
+    for (const linkId of changedLinks) this.revocations.link(linkId);
   }
 }
 

@@ -191,6 +191,37 @@ describe.each(DIALECTS)('OAuth 2.0 clients and the developer area on %s', (diale
     expect((await h.inject({ url: '/x', headers: bearer(second) })).statusCode).toBe(401);
   });
 
+  it('answers unauthorized_client when the service account is gone, and stops pointing the client at a deleted user', async () => {
+    h = await createHarness(dialect);
+    const admin = { authorization: h.adminBasic };
+    const robot = await userWithToken(h, 'robot');
+    const service = await registerClient(h, { serviceAccount: 'robot', redirectUris: [] });
+    expect((await post(h, TOKEN, service, { grant_type: 'client_credentials' })).statusCode).toBe(200);
+
+    // Disabled: no grant was presented, so not invalid_grant (RFC 6749 §5.2): the client may not use this grant now.
+    expect((await h.inject({ method: 'PATCH', url: `/api/v1/users/${robot.user.id}`, headers: admin, payload: { disabled: true } })).statusCode).toBe(200);
+    const disabled = await post(h, TOKEN, service, { grant_type: 'client_credentials' });
+    expect(disabled.statusCode).toBe(400);
+    expect(json(disabled).error).toBe('unauthorized_client');
+
+    expect((await h.inject({ method: 'DELETE', url: `/api/v1/users/${robot.user.id}`, headers: admin })).statusCode).toBe(204);
+    const deleted = await post(h, TOKEN, service, { grant_type: 'client_credentials' });
+    expect(deleted.statusCode).toBe(400);
+    expect(json(deleted).error).toBe('unauthorized_client');
+    // Neither the client nor its link's configuration names the deleted user any more.
+    const view = json<{ serviceAccount: unknown; warnings: string[] }>(await h.inject({ url: `/api/v1/oauth2/clients/${service.clientId}`, headers: admin }));
+    expect(view.serviceAccount).toBeNull();
+    expect(view.warnings.join(' ')).toMatch(/not a service account/);
+    const link = json<{ incoming: Array<{ type: string; config: Record<string, unknown> }> }>(await h.inject({ url: `/api/v1/links/${service.linkId}`, headers: admin }));
+    expect(link.incoming.find((a) => a.type === 'oauth2')!.config.serviceAccountUserId).toBeNull();
+    expect(JSON.stringify(link)).not.toContain(robot.user.id);
+    // And the client can still be changed (its configuration validates).
+    expect((await h.inject({ method: 'PATCH', url: `/api/v1/oauth2/clients/${service.clientId}`, headers: admin, payload: { name: 'Orphaned robot' } })).statusCode).toBe(200);
+    // A new user of the same name is not the service account.
+    await userWithToken(h, 'robot');
+    expect(json(await post(h, TOKEN, service, { grant_type: 'client_credentials' })).error).toBe('unauthorized_client');
+  });
+
   it('keeps the developer area closed unless configured', async () => {
     h = await createHarness(dialect);
     const { bearer } = await userWithToken(h, 'dev');

@@ -74,6 +74,7 @@ export const oauth2Module: ProtocolModule = {
       async onAuthRemoved(trx, linkId, direction, type) {
         if (direction === 'incoming' && (type === OAUTH2_TYPE || type === undefined)) await oauth.clientRemoved(trx, linkId);
       },
+      onUserDeleted: (repos, userId) => oauth.serviceAccountDeleted(repos, userId),
       async onAuthChanged(change) {
         if (change.direction === 'incoming' && change.type === OAUTH2_TYPE) await oauth.clientChanged(change);
       },

@@ -9,6 +9,7 @@ import type { Actor } from '../../services/audit.js';
 import type { Authorization } from '../../services/authorizations.js';
 import type { Services } from '../../services/index.js';
 import type { Executor } from '../../storage/repositories/common.js';
+import type { Repositories } from '../../storage/store.js';
 import type { LinkRecord } from '../../storage/repositories/links.js';
 import type { UserRecord } from '../../storage/repositories/users.js';
 import { andThen, type Awaitable } from '../../util/awaitable.js';
@@ -382,7 +383,10 @@ export class OAuth2Service {
     }
     const requested = parseScope(scope) ?? [...client.scopes];
     if (!covers(client.scopes, requested)) throw new AppError('oauth2_invalid_scope', { message: `This client may ask for at most: ${formatScope(client.scopes)}.` });
-    const user = await this.activeUser(client.serviceAccountUserId);
+    // No grant was presented, so a service account that is gone is not invalid_grant: this
+    // client is not authorized to use this grant type now (RFC 6749 §5.2, unauthorized_client).
+    const user = await this.s.users.cached(client.serviceAccountUserId);
+    if (!user || user.disabled) throw new AppError('oauth2_unauthorized_client', { message: 'The service account of this client is disabled or deleted: it may not use client_credentials now.' });
     const scopes = capForUser(requested, user.isAdmin);
     const now = this.now;
     const access = randomToken(ACCESS_TOKEN_PREFIX);
@@ -648,6 +652,21 @@ export class OAuth2Service {
       await new OAuth2Repository(change.trx).deleteClientCredentialsTokens(change.linkId);
     }
     // Narrowed scopes need no revocation: every use of a token is capped at the client's current scopes.
+  }
+
+  /**
+   * Inside the transaction that deletes a user: the clients whose service account they were stop
+   * naming them (`serviceAccountUserId` null), so views, validation and a later user never see a
+   * dangling id. Their client_credentials tokens go with the user (foreign key cascade).
+   */
+  async serviceAccountDeleted(repos: Repositories, userId: string): Promise<string[]> {
+    const changed: string[] = [];
+    for (const auth of await repos.links.listAllAuth()) {
+      if (auth.direction !== 'incoming' || auth.type !== OAUTH2_TYPE || (auth.config as ClientConfig).serviceAccountUserId !== userId) continue;
+      await repos.links.upsertAuth({ ...auth, config: { ...auth.config, serviceAccountUserId: null }, updatedAt: this.now });
+      changed.push(auth.linkId);
+    }
+    return changed;
   }
 
   /** Inside the transaction that removes a link's `oauth2` configuration: the client is gone, so is everything it held. */
