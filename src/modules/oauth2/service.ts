@@ -449,8 +449,9 @@ export class OAuth2Service {
 
   /**
    * The access token of a resource request (RFC 6750 §2.1), from a short-lived cache of records
-   * (dropped on revocation, so it holds for the next request on this instance). Throws the
-   * invalid_token family. Synchronous when the record, its user and its link are all cached.
+   * with their link and client (dropped on revocation and on any change of the link, so it holds
+   * for the next request on this instance). Throws the invalid_token family. Synchronous when the
+   * entry and its user are cached.
    */
   accessToken(token: string): Awaitable<AccessGrant> {
     const tokenHash = hashToken(token);
