@@ -74,6 +74,19 @@ describe('OAuth 2.0 across two instances sharing PostgreSQL', () => {
     expect((await post(a, TOKEN, client, { grant_type: 'refresh_token', refresh_token: t2.refresh_token })).statusCode).toBe(400);
   });
 
+  it('refuses, and only that, a service account whose link the other instance deleted within the cache window', async () => {
+    await userWithToken(a, 'robot');
+    const gone = await registerClient(a, { serviceAccount: 'robot', redirectUris: [], scopes: ['READ'] });
+    const kept = await registerClient(a, { serviceAccount: 'robot', redirectUris: [], scopes: ['READ'] });
+    for (const c of [gone, kept]) expect((await post(a, TOKEN, c, { grant_type: 'client_credentials' })).statusCode).toBe(200);
+    expect((await b.inject({ method: 'DELETE', url: `/api/v1/oauth2/clients/${gone.clientId}?deleteLink=true`, headers: { authorization: b.adminBasic } })).statusCode).toBe(204);
+    // A still holds the client and its link in its caches: the token row it writes names a link
+    // that is gone. Written in one batch with another client's, only that one fails, with 401.
+    const [refused, issued] = await Promise.all([post(a, TOKEN, gone, { grant_type: 'client_credentials' }), post(a, TOKEN, kept, { grant_type: 'client_credentials' })]);
+    expect([refused.statusCode, json(refused).error]).toEqual([401, 'invalid_client']);
+    expect(issued.statusCode, issued.body).toBe(200);
+  });
+
   it('sees a client deleted on the other instance', async () => {
     const client = await registerClient(a);
     await userWithToken(a, 'dave');

@@ -8,7 +8,7 @@ import { capAt, capForUser, closure, covers, formatScope, parseScope, type Scope
 import type { Actor } from '../../services/audit.js';
 import type { Authorization } from '../../services/authorizations.js';
 import type { Services } from '../../services/index.js';
-import type { Executor } from '../../storage/repositories/common.js';
+import { isForeignKeyViolation, type Executor } from '../../storage/repositories/common.js';
 import type { Repositories } from '../../storage/store.js';
 import type { LinkRecord } from '../../storage/repositories/links.js';
 import type { UserRecord } from '../../storage/repositories/users.js';
@@ -91,7 +91,20 @@ class TokenWriter {
         await this.repo.insertTokens(batch.map((b) => b.record));
         for (const b of batch) b.done();
       } catch (error) {
-        for (const b of batch) b.done(error ?? new Error('token write failed'));
+        if (batch.length === 1) {
+          batch[0]!.done(error ?? new Error('token write failed'));
+          continue;
+        }
+        // One row may name a link or user deleted meanwhile (by another instance, within the
+        // cache window): it alone fails, the others are written one by one.
+        for (const b of batch) {
+          try {
+            await this.repo.insertTokens([b.record]);
+            b.done();
+          } catch (rowError) {
+            b.done(rowError ?? new Error('token write failed'));
+          }
+        }
       }
     }
   }
@@ -390,19 +403,25 @@ export class OAuth2Service {
     const scopes = capForUser(requested, user.isAdmin);
     const now = this.now;
     const access = randomToken(ACCESS_TOKEN_PREFIX);
-    await this.tokenWriter.write({
-      tokenHash: hashToken(access),
-      kind: 'access',
-      linkId: client.linkId,
-      userId: user.id,
-      grantId: null,
-      clientId: client.clientId,
-      scopes,
-      generation: 0,
-      replacedAt: null,
-      createdAt: now,
-      expiresAt: now + this.accessTtlMs,
-    });
+    try {
+      await this.tokenWriter.write({
+        tokenHash: hashToken(access),
+        kind: 'access',
+        linkId: client.linkId,
+        userId: user.id,
+        grantId: null,
+        clientId: client.clientId,
+        scopes,
+        generation: 0,
+        replacedAt: null,
+        createdAt: now,
+        expiresAt: now + this.accessTtlMs,
+      });
+    } catch (error) {
+      // The client's link or its service account was deleted (on another instance) since they were read.
+      if (isForeignKeyViolation(error)) throw new AppError('oauth2_invalid_client', { message: 'This client, or its service account, has just been removed.' });
+      throw error;
+    }
     return { access_token: access, token_type: 'Bearer', expires_in: this.s.config.oauth2AccessTokenTtlSeconds, scope: formatScope(scopes) };
   }
 

@@ -15,6 +15,12 @@ export function isUniqueViolation(error: unknown): boolean {
   return e?.code === 'SQLITE_CONSTRAINT_UNIQUE' || e?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || e?.code === '23505';
 }
 
+/** Recognises a foreign-key failure (a row naming a link or user deleted meanwhile): SQLite, or PostgreSQL SQLSTATE 23503. */
+export function isForeignKeyViolation(error: unknown): boolean {
+  const e = error as { code?: unknown } | null;
+  return e?.code === 'SQLITE_CONSTRAINT_FOREIGNKEY' || e?.code === '23503';
+}
+
 /** Runs a write and turns a unique violation into UniqueViolation. */
 export async function uniquely<T>(write: () => Promise<T>): Promise<T> {
   try {
