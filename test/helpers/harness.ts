@@ -138,3 +138,17 @@ export async function userWithToken(h: Harness, username: string, extra: { isAdm
 export function json<T = Record<string, unknown>>(res: LightMyRequestResponse): T {
   return JSON.parse(res.body) as T;
 }
+
+export type LinkJson = { id: string; name: string; outgoing: Array<{ type: string; secretsSet: string[]; warnings: string[] }> };
+
+/** Creates a link through the API whose outgoing side holds a Basic password: a secret sealed at rest. */
+export async function createBasicLink(h: Harness, name: string, password: string): Promise<LinkJson> {
+  const res = await h.inject({
+    method: 'POST',
+    url: '/api/v1/links',
+    headers: { authorization: h.adminBasic },
+    payload: { name, url: `https://${name.toLowerCase()}.example`, outgoing: { basic: { username: 'svc', password } } },
+  });
+  if (res.statusCode !== 201) throw new Error(`creating link ${name}: ${res.statusCode} ${res.body}`);
+  return json<LinkJson>(res);
+}

@@ -5,8 +5,17 @@ import { SignJWT, generateKeyPair } from 'jose';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertionVerifier } from '../../src/lib/index.js';
-import { createHarness, DIALECTS, json, userWithToken, type Harness } from '../helpers/harness.js';
+import { createHarness, DIALECTS, json, userWithToken, type DialectName, type Harness } from '../helpers/harness.js';
 import { startUpstream, type SeenRequest } from '../helpers/upstream.js';
+
+/** A server listening on a port in front of a recording upstream, and alice with an API token. */
+async function startGateway(dialect: DialectName) {
+  const upstream = await startUpstream();
+  const h = await createHarness(dialect, { config: { upstreamUrl: upstream.url } });
+  await h.app.listen({ port: 0, host: '127.0.0.1' });
+  const base = `http://127.0.0.1:${(h.app.server.address() as AddressInfo).port}`;
+  return { h, upstream, base, alice: await userWithToken(h, 'alice') };
+}
 
 // Everything that looks up a credential (API tokens) or signs with a stored key (the assertion) reads the store: per dialect.
 describe.each(DIALECTS)('gateway in front of a host on %s', (dialect) => {
@@ -15,13 +24,7 @@ describe.each(DIALECTS)('gateway in front of a host on %s', (dialect) => {
   let base: string;
   let alice: Awaited<ReturnType<typeof userWithToken>>;
 
-  beforeAll(async () => {
-    upstream = await startUpstream();
-    h = await createHarness(dialect, { config: { upstreamUrl: upstream.url } });
-    await h.app.listen({ port: 0, host: '127.0.0.1' });
-    base = `http://127.0.0.1:${(h.app.server.address() as AddressInfo).port}`;
-    alice = await userWithToken(h, 'alice');
-  });
+  beforeAll(async () => ({ h, upstream, base, alice } = await startGateway(dialect)));
   afterAll(async () => {
     await h.close();
     await upstream.close();
@@ -125,13 +128,7 @@ describe('gateway HTTP handling (store-independent, SQLite only)', () => {
   let base: string;
   let alice: Awaited<ReturnType<typeof userWithToken>>;
 
-  beforeAll(async () => {
-    upstream = await startUpstream();
-    h = await createHarness('sqlite', { config: { upstreamUrl: upstream.url } });
-    await h.app.listen({ port: 0, host: '127.0.0.1' });
-    base = `http://127.0.0.1:${(h.app.server.address() as AddressInfo).port}`;
-    alice = await userWithToken(h, 'alice');
-  });
+  beforeAll(async () => ({ h, upstream, base, alice } = await startGateway('sqlite')));
   afterAll(async () => {
     await h.close();
     await upstream.close();

@@ -7,12 +7,11 @@ import { createServices, type Services } from '../../src/services/index.js';
 import { KeyRotationRefused, pruneMasterKeys, rotateMasterKey } from '../../src/services/key-rotation.js';
 import { readKeyFile } from '../../src/services/master-key.js';
 import { sealContext } from '../../src/services/links.js';
-import { createHarness, DIALECTS, json, testStore, type Harness } from '../helpers/harness.js';
+import { createBasicLink, createHarness, DIALECTS, json, testStore, type Harness, type LinkJson } from '../helpers/harness.js';
 
 const SECRET = 'rotation-planted-password-5d1e';
 const FAST = { pollMs: 50, waitMs: 10_000 };
 
-type LinkJson = { id: string; name: string; outgoing: Array<{ type: string; secretsSet: string[]; warnings: string[] }> };
 
 /**
  * What `applinks keys …` is: another process on the same store and data directory, with its own
@@ -26,16 +25,7 @@ async function cliProcess(h: Harness, masterKey?: string): Promise<Services> {
   );
 }
 
-async function createLink(h: Harness, name: string, password = SECRET): Promise<LinkJson> {
-  const res = await h.inject({
-    method: 'POST',
-    url: '/api/v1/links',
-    headers: { authorization: h.adminBasic },
-    payload: { name, url: `https://${name.toLowerCase()}.example`, outgoing: { basic: { username: 'svc', password } } },
-  });
-  expect(res.statusCode).toBe(201);
-  return json<LinkJson>(res);
-}
+const createLink = (h: Harness, name: string, password = SECRET) => createBasicLink(h, name, password);
 
 const keyFile = (h: Harness) => path.join(h.config.dataDir, 'master.key');
 const b64 = (key: Buffer) => key.toString('base64');

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Keyring } from '../../src/crypto/keyring.js';
 import { writeKeyFile } from '../../src/services/master-key.js';
 import { sealContext } from '../../src/services/links.js';
-import { createHarness, DIALECTS, json, userWithToken, type Harness } from '../helpers/harness.js';
+import { createBasicLink, createHarness, DIALECTS, json, userWithToken, type Harness, type LinkJson } from '../helpers/harness.js';
 import { dance, formOf, registerConsumer, REQUEST_TOKEN, signedInject } from '../helpers/oauth1.js';
 import { exchange, obtainCode, post, registerClient, signIn, TOKEN, type Tokens } from '../helpers/oauth2.js';
 
@@ -134,9 +134,9 @@ describe.each(DIALECTS)('secrets at rest on %s', (dialect) => {
   });
 
   it('lists links when one secret cannot be opened: that entry warns, the log says it once, no secret shows', async () => {
-    const good = await createLink(h, 'Good', PLANTED_SECRET);
-    const lost = await createLink(h, 'Lost', 'lost-password-9a');
-    const legacy = await createLink(h, 'Legacy', 'legacy-password-4c');
+    const good = await createBasicLink(h, 'Good', PLANTED_SECRET);
+    const lost = await createBasicLink(h, 'Lost', 'lost-password-9a');
+    const legacy = await createBasicLink(h, 'Legacy', 'legacy-password-4c');
     // Lost: sealed under a key this installation does not have (as after a prune that went wrong).
     const foreign = new Keyring([Keyring.generateKey()]);
     await h.services.store.links.setSealedSecrets(lost.id, 'outgoing', 'basic', foreign.seal(JSON.stringify({ password: 'x' }), sealContext(lost.id, 'outgoing', 'basic')));
@@ -184,18 +184,6 @@ describe.each(DIALECTS)('secrets at rest on %s', (dialect) => {
   });
 });
 
-type LinkJson = { id: string; name: string; outgoing: Array<{ type: string; secretsSet: string[]; warnings: string[] }> };
-
-async function createLink(h: Harness, name: string, password: string): Promise<LinkJson> {
-  const res = await h.inject({
-    method: 'POST',
-    url: '/api/v1/links',
-    headers: { authorization: h.adminBasic },
-    payload: { name, url: `https://${name.toLowerCase()}.example`, outgoing: { basic: { username: 'svc', password } } },
-  });
-  expect(res.statusCode).toBe(201);
-  return json<LinkJson>(res);
-}
 
 function readKeys(h: Harness): Buffer[] {
   const file = path.join(h.config.dataDir, 'master.key');

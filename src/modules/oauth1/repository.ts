@@ -241,16 +241,7 @@ export class OAuth1Repository {
     await this.db
       .insertInto('oauth1_outgoing_tokens')
       .values(row)
-      .onConflict((oc) =>
-        oc.columns(['link_id', 'user_id']).doUpdateSet({
-          token_sealed: row.token_sealed,
-          secret_sealed: row.secret_sealed,
-          session_handle_sealed: row.session_handle_sealed,
-          created_at: row.created_at,
-          expires_at: row.expires_at,
-          session_expires_at: row.session_expires_at,
-        }),
-      )
+      .onConflict((oc) => oc.columns(['link_id', 'user_id']).doUpdateSet(tokenColumns(row)))
       .execute();
   }
 
@@ -260,17 +251,9 @@ export class OAuth1Repository {
    * was read: renewed elsewhere, re-authorized, forgotten, or its link re-pointed.
    */
   async replaceOutgoing(read: OutgoingTokenRecord, next: OutgoingTokenRecord): Promise<boolean> {
-    const row = outgoingRow(next);
     const r = await this.db
       .updateTable('oauth1_outgoing_tokens')
-      .set({
-        token_sealed: row.token_sealed,
-        secret_sealed: row.secret_sealed,
-        session_handle_sealed: row.session_handle_sealed,
-        created_at: row.created_at,
-        expires_at: row.expires_at,
-        session_expires_at: row.session_expires_at,
-      })
+      .set(tokenColumns(outgoingRow(next)))
       .where('link_id', '=', read.linkId)
       .where('user_id', '=', read.userId)
       .where('token_sealed', '=', read.tokenSealed)
@@ -456,6 +439,12 @@ function outgoingRow(t: OutgoingTokenRecord): OAuth1OutgoingTokensTable {
     expires_at: t.expiresAt,
     session_expires_at: t.sessionExpiresAt,
   };
+}
+
+/** The columns of a stored token that a new token replaces (all but its key, link and user). */
+function tokenColumns(row: OAuth1OutgoingTokensTable): Omit<OAuth1OutgoingTokensTable, 'link_id' | 'user_id'> {
+  const { link_id: _link, user_id: _user, ...token } = row;
+  return token;
 }
 
 function toOutgoing(r: OAuth1OutgoingTokensTable): OutgoingTokenRecord {
