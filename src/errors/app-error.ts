@@ -17,6 +17,12 @@ export interface AppErrorOptions {
    */
   body?: { contentType: string; payload: string };
   cause?: unknown;
+  /**
+   * The status to answer with instead of the catalog's, for a door whose callers understand only
+   * some statuses (forward-auth: nginx's auth_request passes 401 and 403, and turns any other
+   * refusal into a 500).
+   */
+  status?: number;
 }
 
 /** An error from the catalog. Everything that answers a client with a 4xx/5xx throws one of these. */
@@ -33,7 +39,7 @@ export class AppError extends Error {
     super(options.message ?? errorCatalog[code].description, { cause: options.cause });
     this.name = 'AppError';
     this.code = code;
-    this.status = errorCatalog[code].status;
+    this.status = options.status ?? errorCatalog[code].status;
     this.detail = options.detail;
     this.field = options.field;
     this.headers = options.headers ?? {};

@@ -226,6 +226,25 @@ describe.each(DIALECTS)('forward-auth on %s', (dialect) => {
     const bad = await h.inject({ url: '/rest/applinks/1.0/forward-auth', headers: { authorization: 'Bearer alpat_wrong' } });
     expect(bad.statusCode).toBe(401);
   });
+
+  // nginx's auth_request passes 401 and 403 and turns every other status into a 500 of its own.
+  it('answers a malformed credential 401 with the protocol’s challenge, never a status nginx turns into a 500', async () => {
+    const empty = await h.inject({ url: '/rest/applinks/1.0/forward-auth', headers: { authorization: 'Bearer ' } });
+    expect(empty.statusCode).toBe(401);
+    expect(empty.headers['x-applinks-status']).toBe('400');
+    expect(empty.headers['www-authenticate']).toMatch(/^Bearer .*error="invalid_request"/);
+    expect(empty.headers['x-applinks-user']).toBeUndefined();
+    // Through the gateway the protocol's own status stays.
+    expect((await h.inject({ url: '/rest/api/2/myself', headers: { authorization: 'Bearer ' } })).statusCode).toBe(400);
+    const unreadable = await h.inject({ url: '/rest/applinks/1.0/forward-auth', headers: { authorization: 'OAuth oauth_consumer_key="a", oauth_consumer_key="b"' } });
+    expect(unreadable.statusCode).toBe(401);
+    expect(unreadable.headers['x-applinks-status']).toBe('400');
+    expect(unreadable.headers['www-authenticate']).toMatch(/^OAuth realm=.*oauth_problem="parameter_rejected"/);
+    expect(unreadable.body).toContain('oauth_problem=parameter_rejected');
+    const unknownScheme = await h.inject({ url: '/rest/applinks/1.0/forward-auth', headers: { authorization: 'Negotiate abc' } });
+    expect(unknownScheme.statusCode).toBe(401);
+    expect(unknownScheme.headers['www-authenticate']).toEqual(expect.arrayContaining([expect.stringMatching(/^Bearer realm=/), expect.stringMatching(/^Basic realm=/)]));
+  });
 });
 
 // A pure function of the request and the edge configuration: no server, no store.
