@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { basic, createHarness, DIALECTS, json, userWithToken, type Harness } from '../helpers/harness.js';
+import { signIn } from '../helpers/oauth2.js';
 
 describe.each(DIALECTS)('core server on %s', (dialect) => {
   let h: Harness;
@@ -57,6 +58,18 @@ describe.each(DIALECTS)('core server on %s', (dialect) => {
     expect(json(garbage).error).toBe('malformed_credentials');
     const unknownScheme = await h.inject({ url: '/x', headers: { authorization: 'Digest foo' } });
     expect(unknownScheme.statusCode).toBe(401);
+  });
+
+  it('never lets a session cookie stand in for an Authorization header nobody understood', async () => {
+    await userWithToken(h, 'dora', { password: 'dora-password-1' });
+    const jar = await signIn(h, 'dora', 'dora-password-1');
+    expect(json(await h.inject({ url: '/x', headers: { cookie: jar.header } }))).toMatchObject({ authType: 'session', user: { username: 'dora' } });
+    const both = await h.inject({ url: '/x', headers: { cookie: jar.header, authorization: 'Digest username="dora"' } });
+    expect(both.statusCode).toBe(401);
+    expect(json(both).error).toBe('malformed_credentials');
+    // A credential that is understood still decides, whoever the browser is signed in as.
+    const { token } = await userWithToken(h, 'carol');
+    expect(json(await h.inject({ url: '/x', headers: { cookie: jar.header, authorization: `Bearer ${token}` } }))).toMatchObject({ authType: 'api-token', user: { username: 'carol' } });
   });
 
   it('accepts API tokens as Bearer and as the Basic password, and refuses them once revoked', async () => {

@@ -23,11 +23,17 @@ export function authorizationScheme(req: AuthRequest): { scheme: string; value: 
   return { scheme: header.slice(0, space).toLowerCase(), value: header.slice(space + 1).trim() };
 }
 
-/** The sign-in session cookie. A stale or unknown cookie is no credential: browsers keep cookies. */
+/**
+ * The sign-in session cookie. A stale or unknown cookie is no credential: browsers keep cookies.
+ * It runs last, and never stands in for an Authorization header that no authenticator before it
+ * claimed: a client that sent a credential of its own (an unknown scheme) is refused
+ * (malformed_credentials) rather than served as whoever the browser is signed in as.
+ */
 export function sessionAuthenticator(s: Services): Authenticator {
   return {
     id: 'session',
     authenticate(req) {
+      if (req.headers.authorization !== undefined) return undefined;
       const cookie = readCookie(req.headers.cookie, SESSION_COOKIE);
       if (!cookie) return undefined;
       return (async () => {
