@@ -69,7 +69,15 @@ export function startUpstream(core = LOAD_CORE): Promise<Proc> {
 
 /** The baseline: a plain node:http server forwarding with an undici Pool, no authentication. */
 export function startBareProxy(upstream: string, core = SERVER_CORE): Promise<Proc> {
-  return spawnPinned(core, [path.join(ROOT, 'bench/lib/bare-proxy.mjs')], { UPSTREAM: upstream }, /listening (http:\/\/\S+)/);
+  return spawnPinned(core, [...serverNodeFlags(), path.join(ROOT, 'bench/lib/bare-proxy.mjs')], { UPSTREAM: upstream }, /listening (http:\/\/\S+)/);
+}
+
+/**
+ * BENCH_SERVER_NODE_FLAGS go to the node of each process under test (applinks and the bare proxy,
+ * so both can be profiled alike), e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
+ */
+function serverNodeFlags(): string[] {
+  return process.env.BENCH_SERVER_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [];
 }
 
 export interface ApplinksSetup {
@@ -100,7 +108,5 @@ export function applinksEnv(extra: Record<string, string> = {}): ApplinksSetup {
  * is derived from it.
  */
 export async function startApplinks(env: Record<string, string>, core = SERVER_CORE): Promise<Proc> {
-  // BENCH_SERVER_NODE_FLAGS go to the server's node only, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
-  const flags = process.env.BENCH_SERVER_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [];
-  return spawnPinned(core, [...flags, path.join(ROOT, 'dist/cli/main.js'), 'serve'], { ...env, APPLINKS_LOG_LEVEL: 'info' }, /"url":"(http:\/\/[^"]+)"[^\n]*applinks is listening/);
+  return spawnPinned(core, [...serverNodeFlags(), path.join(ROOT, 'dist/cli/main.js'), 'serve'], { ...env, APPLINKS_LOG_LEVEL: 'info' }, /"url":"(http:\/\/[^"]+)"[^\n]*applinks is listening/);
 }
