@@ -8,6 +8,7 @@ import { uuidv7 } from '../util/ids.js';
 import { LastUse } from '../util/last-use.js';
 import { andThen, type Awaitable } from '../util/awaitable.js';
 import { TtlCache } from '../util/ttl-cache.js';
+import { isStorableName } from '../util/text.js';
 import type { Actor, AuditService } from './audit.js';
 import type { Revocations } from './revocations.js';
 import type { UserService } from './users.js';
@@ -44,6 +45,8 @@ export class ApiTokenService {
 
   async create(userId: string, input: { name: string; expiresAt: number | null; linkId?: string | null }, actor: Actor): Promise<{ token: string; record: ApiTokenRecord }> {
     const now = this.clock.now();
+    // The API's schema bounds the length; the CLI reaches here directly, and a name is shown in lists and the audit log.
+    if (!isStorableName(input.name, 200)) throw new AppError('validation_failed', { field: 'name', message: 'name: 1 to 200 characters, no control characters.' });
     if (input.expiresAt !== null && input.expiresAt <= now) {
       throw new AppError('validation_failed', { field: 'expiresAt', message: 'expiresAt: must be in the future.' });
     }

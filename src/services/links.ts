@@ -433,7 +433,7 @@ export function sealContext(linkId: string, direction: Direction, type: string):
 
 function checkName(name: string): string {
   const trimmed = name.trim();
-  if (trimmed.length < 1 || trimmed.length > 200) throw new AppError('validation_failed', { field: 'name', message: 'name: 1 to 200 characters.' });
+  if (!isStorableName(trimmed, 200)) throw new AppError('validation_failed', { field: 'name', message: 'name: 1 to 200 characters, no control characters.' });
   return trimmed;
 }
 

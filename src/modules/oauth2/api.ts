@@ -9,7 +9,7 @@ import { adminOnly, credentialAdminOnly, principalOf, requireUnscoped, requireUs
 import * as S from '../../server/routes/schemas.js';
 import { CLIENT_ID_PATTERN, ScopeSchema } from './clients.js';
 import { ClientManager, type ClientView } from './management.js';
-import type { OAuth2Service } from './service.js';
+import { MAX_SECRET_GRACE_SECONDS, type OAuth2Service } from './service.js';
 
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
 const errors = { 400: S.ErrorBody, 401: S.ErrorBody, 403: S.ErrorBody, 404: S.ErrorBody, 409: S.ErrorBody, 413: S.ErrorBody };
@@ -98,7 +98,7 @@ const DeveloperUpdate = Type.Object(
   { additionalProperties: false },
 );
 const Rotate = Type.Object(
-  { graceSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 2_592_000, description: 'How long the previous secret keeps working; APPLINKS_OAUTH2_SECRET_GRACE_SECONDS when left out.' })) },
+  { graceSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_SECRET_GRACE_SECONDS, description: 'How long the previous secret keeps working; APPLINKS_OAUTH2_SECRET_GRACE_SECONDS when left out.' })) },
   { additionalProperties: false },
 );
 const Rotated = Type.Object({ clientSecret: Type.String({ description: 'The new secret, shown this once.' }), client: OAuth2Client });

@@ -19,6 +19,9 @@ import { TtlCache } from '../../util/ttl-cache.js';
 import { OAUTH2_TYPE, toClient, type Client, type ClientConfig } from './clients.js';
 import { OAuth2Repository, type CodeRecord, type TokenRecord } from './repository.js';
 
+/** The longest a rotated-out client secret keeps working: 30 days. */
+export const MAX_SECRET_GRACE_SECONDS = 2_592_000;
+
 /** Token prefixes by kind (CONVENTIONS.md habit 6), so a leaked value says what it is. */
 export const ACCESS_TOKEN_PREFIX = 'alat_';
 export const REFRESH_TOKEN_PREFIX = 'alrt_';
@@ -201,6 +204,9 @@ export class OAuth2Service {
    * them at once). Answers the secret: shown this once, stored as a SHA-256 hash.
    */
   async rotateSecret(client: Client, graceSeconds: number, actor: Actor): Promise<string> {
+    if (!Number.isSafeInteger(graceSeconds) || graceSeconds < 0 || graceSeconds > MAX_SECRET_GRACE_SECONDS) {
+      throw new AppError('validation_failed', { field: 'graceSeconds', message: `graceSeconds: a whole number from 0 to ${MAX_SECRET_GRACE_SECONDS}.` });
+    }
     if (!client.confidential) throw new AppError('validation_failed', { field: 'confidential', message: 'A public client has no secret.' });
     const secret = randomToken(CLIENT_SECRET_PREFIX);
     const now = this.now;
