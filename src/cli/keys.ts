@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { Keyring } from '../crypto/keyring.js';
 import { keyStatus, pruneMasterKeys, rotateMasterKey, type RotationOptions } from '../services/key-rotation.js';
 import type { ResealReport } from '../services/keys.js';
-import { output, withServices } from './common.js';
+import { output, parseSeconds, withServices } from './common.js';
 
 /**
  * `applinks keys generate|rotate|prune|status`. With the key file, `rotate` makes a new key,
@@ -13,12 +13,8 @@ import { output, withServices } from './common.js';
  */
 export function registerKeys(program: Command): void {
   const keys = program.command('keys').description('rotate the master key that seals stored secrets');
-  const wait = (cmd: Command) => cmd.option('--wait <seconds>', 'how long to wait for running instances to load or adopt a key', '30');
-  const options = (opts: { wait: string }): RotationOptions => {
-    const seconds = Number(opts.wait);
-    if (!Number.isFinite(seconds) || seconds < 0) throw new Error(`--wait: expected a number of seconds, got "${opts.wait}"`);
-    return { waitMs: seconds * 1000, progress: (line) => process.stderr.write(`${line}\n`) };
-  };
+  const wait = (cmd: Command) => cmd.option('--wait <seconds>', 'how long to wait for running instances to load or adopt a key', parseSeconds(86_400), 30);
+  const options = (opts: { wait: number }): RotationOptions => ({ waitMs: opts.wait * 1000, progress: (line) => process.stderr.write(`${line}\n`) });
 
   keys
     .command('generate')
@@ -28,7 +24,7 @@ export function registerKeys(program: Command): void {
     });
 
   wait(keys.command('rotate').description('make a new master key (key file) or use the first of APPLINKS_MASTER_KEY, and re-seal every secret under it')).action(
-    (opts: { wait: string }) =>
+    (opts: { wait: number }) =>
       withServices(async (s) => {
         const r = await rotateMasterKey(s, options(opts));
         process.stdout.write(`re-sealed ${r.report.resealed} secret(s) under key ${r.kid}${perColumn(r.report)}\n`);
@@ -44,7 +40,7 @@ export function registerKeys(program: Command): void {
   );
 
   wait(keys.command('prune').description('drop old master keys once no running instance seals with them and no stored secret needs them')).action(
-    (opts: { wait: string }) =>
+    (opts: { wait: number }) =>
       withServices(async (s) => {
         const r = await pruneMasterKeys(s, options(opts));
         warnUnreadable(r.report);

@@ -1,34 +1,35 @@
-import { readFileSync } from 'node:fs';
-import type { Command } from 'commander';
+import { Argument, type Command } from 'commander';
 import { AppError } from '../errors/index.js';
 import type { Services } from '../services/index.js';
 import { linkJson } from '../server/routes/admin-api.js';
 import { cliActor } from './actor.js';
-import { output, withServices } from './common.js';
+import { argBytes, jsonArg, output, quoted, UsageError, withServices } from './common.js';
 
 /** A link by id or (case-insensitive) name. */
 export async function linkByRef(s: Services, ref: string) {
   const link = (await s.store.links.findById(ref)) ?? (await s.store.links.findByName(ref));
-  if (!link) throw new AppError('not_found', { message: `No application link "${ref}".` });
+  if (!link) throw new AppError('not_found', { message: `No application link ${quoted(ref)}.` });
   return link;
 }
 
-/** JSON from an argument, or from a file with @path, or from standard input with @-. */
-function jsonArg(value: string, what: string): Record<string, unknown> {
-  const text = value === '@-' ? readFileSync(0, 'utf8') : value.startsWith('@') ? readFileSync(value.slice(1), 'utf8') : value;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw new AppError('validation_failed', { field: what, message: `${what}: not valid JSON` });
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new AppError('validation_failed', { field: what, message: `${what}: must be a JSON object` });
-  return parsed as Record<string, unknown>;
-}
+const directionArg = () => new Argument('<direction>', 'incoming or outgoing').choices(['incoming', 'outgoing'] as const);
 
-function direction(value: string): 'incoming' | 'outgoing' {
-  if (value !== 'incoming' && value !== 'outgoing') throw new AppError('validation_failed', { field: 'direction', message: 'direction: incoming or outgoing' });
-  return value;
+// RFC 9110 §5.6.2: a method and a field name are tokens; a field value has no CR, LF or NUL.
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** -H "Name: value" options as headers; a malformed one is a usage error, not silently dropped. */
+function headersOf(values: string[]): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const h of values) {
+    const i = h.indexOf(':');
+    const name = h.slice(0, i).trim();
+    // Quotes nothing of a malformed one: "Authorization Bearer …" without its colon is a credential.
+    if (i <= 0 || !TOKEN.test(name)) throw new UsageError('--header: expected "Name: value" with a name of letters, digits and !#$%&\'*+-.^_`|~');
+    const value = h.slice(i + 1).trim();
+    if (/[\u0000-\u0008\u000a-\u001f\u007f]/.test(value)) throw new UsageError(`--header: the value of ${quoted(name)} has control characters`);
+    headers[name.toLowerCase()] = value;
+  }
+  return headers;
 }
 
 /** `applinks links ...` */
@@ -53,11 +54,11 @@ export function registerLinks(program: Command): void {
   links
     .command('create')
     .description('create an application link')
-    .requiredOption('--name <name>')
+    .requiredOption('--name <name>', 'the link name (unique, case-insensitive)')
     .option('--url <url>', 'the remote application (leave out for an incoming-only link)')
     .option('--type <applicationType>', 'generic, jira, confluence, bitbucket, bamboo, crowd, fecru...', 'generic')
-    .option('--incoming <json>', 'incoming configurations by type, e.g. {"oauth1": {...}} (or @file)')
-    .option('--outgoing <json>', 'outgoing configurations by type (or @file)')
+    .option('--incoming <json>', 'incoming configurations by type, e.g. {"oauth1": {...}} (or @file, or @- for standard input)')
+    .option('--outgoing <json>', 'outgoing configurations by type; @file or @- keeps secrets off the command line')
     .action((o: { name: string; url?: string; type: string; incoming?: string; outgoing?: string }) =>
       withServices(async (s) => {
         const link = await s.links.create(
@@ -65,8 +66,8 @@ export function registerLinks(program: Command): void {
             name: o.name,
             url: o.url ?? null,
             applicationType: o.type,
-            ...(o.incoming ? { incoming: jsonArg(o.incoming, 'incoming') as Record<string, Record<string, unknown>> } : {}),
-            ...(o.outgoing ? { outgoing: jsonArg(o.outgoing, 'outgoing') as Record<string, Record<string, unknown>> } : {}),
+            ...(o.incoming !== undefined ? { incoming: jsonArg(o.incoming, '--incoming') as Record<string, Record<string, unknown>> } : {}),
+            ...(o.outgoing !== undefined ? { outgoing: jsonArg(o.outgoing, '--outgoing') as Record<string, Record<string, unknown>> } : {}),
           },
           cliActor(),
         );
@@ -86,9 +87,9 @@ export function registerLinks(program: Command): void {
   links
     .command('update <link>')
     .description("change a link's name, URL or application type")
-    .option('--name <name>')
+    .option('--name <name>', 'new name')
     .option('--url <url>', 'empty to make the link incoming-only')
-    .option('--type <applicationType>')
+    .option('--type <applicationType>', 'generic, jira, confluence, bitbucket, bamboo, crowd, fecru...')
     .action((ref: string, o: { name?: string; url?: string; type?: string }) =>
       withServices(async (s) => {
         const link = await linkByRef(s, ref);
@@ -96,7 +97,7 @@ export function registerLinks(program: Command): void {
           linkJson(
             await s.links.update(
               link.id,
-              { ...(o.name ? { name: o.name } : {}), ...(o.url !== undefined ? { url: o.url || null } : {}), ...(o.type ? { applicationType: o.type } : {}) },
+              { ...(o.name !== undefined ? { name: o.name } : {}), ...(o.url !== undefined ? { url: o.url || null } : {}), ...(o.type !== undefined ? { applicationType: o.type } : {}) },
               cliActor(),
             ),
           ),
@@ -106,22 +107,30 @@ export function registerLinks(program: Command): void {
     );
 
   links
-    .command('set-auth <link> <direction> <type> <json>')
-    .description('set one type on one side, e.g. set-auth jira outgoing basic \'{"username":"u","password":"p"}\'')
-    .action((ref: string, dir: string, type: string, json: string) =>
+    .command('set-auth')
+    .description('set one type on one side, e.g. set-auth jira outgoing basic @- <<< \'{"username":"u","password":"p"}\'')
+    .argument('<link>', 'link id or name')
+    .addArgument(directionArg())
+    .argument('<type>', 'the authentication type, e.g. basic, oauth1, oauth2, api-token')
+    .argument('<json>', 'its configuration as a JSON object; @file, or @- for standard input, keeps secrets off the command line')
+    .action((ref: string, dir: 'incoming' | 'outgoing', type: string, json: string) =>
       withServices(async (s) => {
+        const config = jsonArg(json, '<json>');
         const link = await linkByRef(s, ref);
-        output(linkJson(await s.links.setAuth(link.id, direction(dir), type, jsonArg(json, 'config'), cliActor())), true);
+        output(linkJson(await s.links.setAuth(link.id, dir, type, config, cliActor())), true);
       }),
     );
 
   links
-    .command('remove-auth <link> <direction> <type>')
+    .command('remove-auth')
     .description('remove one type from one side; what it issued is revoked')
-    .action((ref: string, dir: string, type: string) =>
+    .argument('<link>', 'link id or name')
+    .addArgument(directionArg())
+    .argument('<type>', 'the authentication type')
+    .action((ref: string, dir: 'incoming' | 'outgoing', type: string) =>
     withServices(async (s) => {
       const link = await linkByRef(s, ref);
-      output(linkJson(await s.links.deleteAuth(link.id, direction(dir), type, cliActor())), true);
+      output(linkJson(await s.links.deleteAuth(link.id, dir, type, cliActor())), true);
     }),
   );
 
@@ -143,12 +152,9 @@ export function registerLinks(program: Command): void {
     .option('-H, --header <header...>', 'extra headers, "Name: value"')
     .action((ref: string, target: string, o: { method: string; as?: string; type?: string; data?: string; header?: string[] }) =>
       withServices(async (s) => {
-        const headers: Record<string, string> = {};
-        for (const h of o.header ?? []) {
-          const i = h.indexOf(':');
-          if (i > 0) headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
-        }
-        const body = o.data === undefined ? undefined : o.data === '@-' ? readFileSync(0) : o.data.startsWith('@') ? readFileSync(o.data.slice(1)) : o.data;
+        if (!TOKEN.test(o.method)) throw new UsageError(`--method: ${quoted(o.method)} is not an HTTP method`);
+        const headers = headersOf(o.header ?? []);
+        const body = o.data === undefined ? undefined : argBytes(o.data, '--data');
         const result = await s.outgoing.request(ref, { method: o.method, url: target, headers, ...(body !== undefined ? { body } : {}), asUser: o.as ?? null, ...(o.type ? { type: o.type } : {}) });
         if (result.kind === 'authorization-required') {
           process.stderr.write(`${result.message}\nAuthorize at: ${result.authorizationUrl}\n`);

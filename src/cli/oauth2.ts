@@ -1,25 +1,19 @@
-import type { Command } from 'commander';
-import { AppError } from '../errors/index.js';
+import { InvalidArgumentError, type Command } from 'commander';
 import { isScope, type Scope } from '../protocols/oauth2/scopes.js';
 import { clientJson } from '../modules/oauth2/api.js';
 import { oauth2Of } from '../modules/oauth2/index.js';
 import { ClientManager, type ClientPatch } from '../modules/oauth2/management.js';
+import { MAX_SECRET_GRACE_SECONDS } from '../modules/oauth2/service.js';
 import type { Services } from '../services/index.js';
 import { cliActor } from './actor.js';
-import { output, withServices } from './common.js';
+import { output, parseBool, parseInteger, withServices } from './common.js';
 import { linkByRef } from './links.js';
 
 function scopesOf(value: string): Scope[] {
   const scopes = value.split(/[ ,]+/).filter(Boolean).map((v) => v.toUpperCase());
   const bad = scopes.find((v) => !isScope(v));
-  if (bad !== undefined || scopes.length === 0) throw new AppError('validation_failed', { field: 'scopes', message: '--scopes: a list of READ, WRITE, ADMIN, SYSTEM_ADMIN' });
+  if (bad !== undefined || scopes.length === 0) throw new InvalidArgumentError('expected a list of READ, WRITE, ADMIN, SYSTEM_ADMIN.');
   return scopes as Scope[];
-}
-
-function integer(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new AppError('validation_failed', { field: 'grace', message: '--grace: a number of seconds' });
-  return n;
 }
 
 const manager = (s: Services) => new ClientManager(s, oauth2Of(s));
@@ -31,6 +25,7 @@ export function registerOAuth2(program: Command): void {
 
   clients
     .command('list')
+    .description('list OAuth 2.0 clients')
     .option('--json', 'print JSON')
     .action((o: { json?: boolean }) =>
       withServices(async (s) => {
@@ -48,7 +43,7 @@ export function registerOAuth2(program: Command): void {
     .description('register a client (on a new link, or on --link); prints the secret once')
     .requiredOption('--name <name>', 'application name (and name of the new link)')
     .option('--redirect-uri <uri...>', 'exact redirect URIs (https, or http://127.0.0.1 with any port)', [])
-    .option('--scopes <list>', 'READ, WRITE, ADMIN, SYSTEM_ADMIN (comma or space separated)', 'READ,WRITE')
+    .option('--scopes <list>', 'READ, WRITE, ADMIN, SYSTEM_ADMIN (comma or space separated)', scopesOf, ['READ', 'WRITE'] as Scope[])
     .option('--public', 'a public client (no secret; PKCE required)')
     .option('--require-pkce', 'require PKCE from this confidential client too')
     .option('--service-account <username>', 'allow client_credentials, acting as this user')
@@ -56,14 +51,14 @@ export function registerOAuth2(program: Command): void {
     .option('--url <url>', 'URL of the remote application, for a new link')
     .option('--client-id <id>', 'use this client id instead of a generated one')
     .action(
-      (o: { name: string; redirectUri: string[]; scopes: string; public?: boolean; requirePkce?: boolean; serviceAccount?: string; link?: string; url?: string; clientId?: string }) =>
+      (o: { name: string; redirectUri: string[]; scopes: Scope[]; public?: boolean; requirePkce?: boolean; serviceAccount?: string; link?: string; url?: string; clientId?: string }) =>
         withServices(async (s) => {
           const linkId = o.link ? (await linkByRef(s, o.link)).id : undefined;
           const { client, clientSecret } = await manager(s).create(
             {
               name: o.name,
               redirectUris: o.redirectUri,
-              scopes: scopesOf(o.scopes),
+              scopes: o.scopes,
               confidential: !o.public,
               ...(o.requirePkce ? { requirePkce: true } : {}),
               ...(o.serviceAccount ? { serviceAccount: o.serviceAccount } : {}),
@@ -81,7 +76,7 @@ export function registerOAuth2(program: Command): void {
         }),
     );
 
-  clients.command('show <clientId>').action((clientId: string) =>
+  clients.command('show <clientId>').description('show a client (never its secret)').action((clientId: string) =>
     withServices(async (s) => {
       const m = manager(s);
       output(clientJson(await m.view(await m.byClientId(clientId))), true);
@@ -90,20 +85,21 @@ export function registerOAuth2(program: Command): void {
 
   clients
     .command('update <clientId>')
-    .option('--name <name>')
+    .description("change a client's name, redirect URIs, scopes, PKCE or service account")
+    .option('--name <name>', 'application name')
     .option('--redirect-uri <uri...>', 'replace the redirect URIs')
-    .option('--scopes <list>')
-    .option('--require-pkce <bool>', 'true or false')
+    .option('--scopes <list>', 'replace the scopes: READ, WRITE, ADMIN, SYSTEM_ADMIN', scopesOf)
+    .option('--require-pkce <true|false>', 'require PKCE from this confidential client', parseBool)
     .option('--service-account <username>', 'allow client_credentials as this user')
     .option('--no-service-account', 'stop client_credentials')
-    .action((clientId: string, o: { name?: string; redirectUri?: string[]; scopes?: string; requirePkce?: string; serviceAccount?: string | false }) =>
+    .action((clientId: string, o: { name?: string; redirectUri?: string[]; scopes?: Scope[]; requirePkce?: boolean; serviceAccount?: string | false }) =>
       withServices(async (s) => {
         const m = manager(s);
         const patch: ClientPatch = {};
         if (o.name !== undefined) patch.name = o.name;
         if (o.redirectUri !== undefined) patch.redirectUris = o.redirectUri;
-        if (o.scopes !== undefined) patch.scopes = scopesOf(o.scopes);
-        if (o.requirePkce !== undefined) patch.requirePkce = /^(true|yes|1|on)$/i.test(o.requirePkce);
+        if (o.scopes !== undefined) patch.scopes = o.scopes;
+        if (o.requirePkce !== undefined) patch.requirePkce = o.requirePkce;
         if (o.serviceAccount === false) patch.serviceAccount = null;
         else if (typeof o.serviceAccount === 'string') patch.serviceAccount = o.serviceAccount;
         output(clientJson((await m.update(await m.byClientId(clientId), patch, cliActor())).client), true);
@@ -113,11 +109,11 @@ export function registerOAuth2(program: Command): void {
   clients
     .command('rotate-secret <clientId>')
     .description('generate a new secret; the previous one keeps working for --grace seconds')
-    .option('--grace <seconds>', 'grace period of the previous secret (default APPLINKS_OAUTH2_SECRET_GRACE_SECONDS)')
-    .action((clientId: string, o: { grace?: string }) =>
+    .option('--grace <seconds>', `grace period of the previous secret, 0 to ${MAX_SECRET_GRACE_SECONDS} (default APPLINKS_OAUTH2_SECRET_GRACE_SECONDS)`, parseInteger(0, MAX_SECRET_GRACE_SECONDS))
+    .action((clientId: string, o: { grace?: number }) =>
       withServices(async (s) => {
         const client = await manager(s).byClientId(clientId);
-        const grace = o.grace === undefined ? s.config.oauth2SecretGraceSeconds : integer(o.grace);
+        const grace = o.grace ?? s.config.oauth2SecretGraceSeconds;
         const secret = await oauth2Of(s).rotateSecret(client, grace, cliActor());
         process.stderr.write(`new client secret of ${client.clientId} (the previous one works for ${grace} s); shown once:\n`);
         process.stdout.write(`${secret}\n`);

@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
-import { AppError } from '../errors/index.js';
 import { tokenJson } from '../server/routes/admin-api.js';
 import { cliActor } from './actor.js';
-import { output, withServices } from './common.js';
+import { output, parseDate, printable, withServices } from './common.js';
 import { userByName } from './users.js';
 
 /** `applinks tokens ...`: personal API tokens. */
@@ -13,14 +12,12 @@ export function registerTokens(program: Command): void {
     .command('create <username>')
     .description('create an API token for a user; prints it once')
     .requiredOption('--name <name>', 'what the token is for')
-    .option('--expires <date>', 'expiry (RFC 3339 date or date-time)')
-    .action((username: string, o: { name: string; expires?: string }) =>
+    .option('--expires <date>', 'expiry: an RFC 3339 date (2030-01-31, midnight UTC) or date-time (2030-01-31T12:00:00Z); never when left out', parseDate)
+    .action((username: string, o: { name: string; expires?: number }) =>
       withServices(async (s) => {
         const user = await userByName(s, username);
-        const expiresAt = o.expires ? Date.parse(o.expires) : null;
-        if (expiresAt !== null && Number.isNaN(expiresAt)) throw new AppError('validation_failed', { field: 'expires', message: '--expires is not a date' });
-        const { token, record } = await s.apiTokens.create(user.id, { name: o.name, expiresAt }, cliActor());
-        process.stderr.write(`token "${record.name}" (${record.id}) for ${user.username}; shown once:\n`);
+        const { token, record } = await s.apiTokens.create(user.id, { name: o.name, expiresAt: o.expires ?? null }, cliActor());
+        process.stderr.write(`token "${printable(record.name)}" (${record.id}) for ${user.username}; shown once:\n`);
         process.stdout.write(`${token}\n`);
       }),
     );
@@ -38,7 +35,7 @@ export function registerTokens(program: Command): void {
 
   tokens
     .command('revoke <id>')
-    .description('revoke an API token')
+    .description('revoke an API token (its id, from tokens list)')
     .action((id: string) =>
     withServices(async (s) => {
       await s.apiTokens.revoke(id, cliActor());

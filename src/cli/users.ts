@@ -1,22 +1,40 @@
 import { readFileSync } from 'node:fs';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { AppError } from '../errors/index.js';
 import type { Services } from '../services/index.js';
 import type { UserUpdate } from '../services/users.js';
 import { userJson } from '../server/routes/admin-api.js';
 import { cliActor } from './actor.js';
-import { output, parseBool, withServices } from './common.js';
+import { output, parseBool, quoted, UsageError, withServices } from './common.js';
 
 export async function userByName(s: Services, username: string) {
   const user = await s.users.findByUsername(username);
-  if (!user) throw new AppError('not_found', { message: `No user named "${username}".` });
+  if (!user) throw new AppError('not_found', { message: `No user named ${quoted(username)}.` });
   return user;
 }
 
-/** A password from --password, or from standard input with --password-stdin (keeps it out of shell history). */
+/**
+ * A password from --password, or from standard input with --password-stdin (keeps it out of
+ * shell history and of `ps`). An empty standard input is an error, not "no password".
+ */
 function passwordOf(options: { password?: string; passwordStdin?: boolean }): string | undefined {
-  if (options.passwordStdin) return readFileSync(0, 'utf8').replace(/\r?\n$/, '');
-  return options.password;
+  if (!options.passwordStdin) return options.password;
+  let text: string;
+  try {
+    text = readFileSync(0, 'utf8');
+  } catch (error) {
+    throw new UsageError(`--password-stdin: cannot read standard input (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  const password = text.replace(/\r?\n$/, '');
+  if (password === '') throw new UsageError('--password-stdin: standard input held no password');
+  return password;
+}
+
+/** --password and --password-stdin, one or the other. */
+function passwordOptions(cmd: Command, description: string): Command {
+  return cmd
+    .addOption(new Option('--password <password>', `${description} (visible to other local users in \`ps\`: prefer --password-stdin)`).conflicts('passwordStdin'))
+    .addOption(new Option('--password-stdin', 'read the password from standard input (one line)'));
 }
 
 const list = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);
@@ -37,13 +55,14 @@ export function registerUsers(program: Command): void {
       }),
     );
 
-  users
-    .command('create <username>')
-    .description('create a user')
-    .option('--display-name <name>')
-    .option('--email <email>')
-    .option('--password <password>', 'initial password (prefer --password-stdin)')
-    .option('--password-stdin', 'read the password from standard input')
+  passwordOptions(
+    users
+      .command('create <username>')
+      .description('create a user (without a password, they cannot sign in until one is set)')
+      .option('--display-name <name>', 'the name shown (default: the username)')
+      .option('--email <email>', 'email address'),
+    'initial password',
+  )
     .option('--admin', 'make the user an administrator')
     .option('--groups <a,b>', 'comma-separated groups', list)
     .option('--json', 'print JSON')
@@ -53,9 +72,9 @@ export function registerUsers(program: Command): void {
         const user = await s.users.create(
           {
             username,
-            ...(o.displayName ? { displayName: o.displayName } : {}),
-            ...(o.email ? { email: o.email } : {}),
-            ...(password ? { password } : {}),
+            ...(o.displayName !== undefined ? { displayName: o.displayName } : {}),
+            ...(o.email !== undefined ? { email: o.email } : {}),
+            ...(password !== undefined ? { password } : {}),
             isAdmin: o.admin ?? false,
             ...(o.groups ? { groups: o.groups } : {}),
           },
@@ -69,32 +88,28 @@ export function registerUsers(program: Command): void {
     .command('update <username>')
     .description("change a user's name, email, admin flag or groups")
     .option('--username <new>', 'rename')
-    .option('--display-name <name>')
-    .option('--email <email>')
+    .option('--display-name <name>', 'the name shown')
+    .option('--email <email>', 'email address; empty to remove it')
     .option('--admin <true|false>', 'administrator', parseBool)
     .option('--groups <a,b>', 'replace the groups', list)
     .action((username: string, o: { username?: string; displayName?: string; email?: string; admin?: boolean; groups?: string[] }) =>
       withServices(async (s) => {
         const user = await userByName(s, username);
         const update: UserUpdate = {};
-        if (o.username) update.username = o.username;
-        if (o.displayName) update.displayName = o.displayName;
+        if (o.username !== undefined) update.username = o.username;
+        if (o.displayName !== undefined) update.displayName = o.displayName;
         if (o.email !== undefined) update.email = o.email || null;
         if (o.admin !== undefined) update.isAdmin = o.admin;
-        if (o.groups) update.groups = o.groups;
+        if (o.groups !== undefined) update.groups = o.groups;
         output(userJson(await s.users.update(user.id, update, cliActor())), true);
       }),
     );
 
-  users
-    .command('set-password <username>')
-    .description("set a user's password (ends their sessions)")
-    .option('--password <password>')
-    .option('--password-stdin', 'read the password from standard input')
+  passwordOptions(users.command('set-password <username>').description("set a user's password (ends their sessions)"), 'the new password')
     .action((username: string, o: { password?: string; passwordStdin?: boolean }) =>
       withServices(async (s) => {
         const password = passwordOf(o);
-        if (!password) throw new AppError('validation_failed', { field: 'password', message: 'give --password or --password-stdin' });
+        if (password === undefined) throw new UsageError('give --password-stdin (or --password)');
         const user = await userByName(s, username);
         await s.users.update(user.id, { password }, cliActor());
         process.stdout.write(`password of ${user.username} changed; their sessions were ended\n`);
