@@ -45,6 +45,7 @@ export const errorCatalog = {
   oauth2_unsupported_grant_type: { status: 400, description: 'The grant type is not supported (no implicit or password grants).', oauth2: 'unsupported_grant_type' },
   oauth2_unsupported_response_type: { status: 400, description: 'Only response_type=code is supported.', oauth2: 'unsupported_response_type' },
   oauth2_invalid_scope: { status: 400, description: 'The requested scope is unknown, or more than the client is registered for or than the grant holds.', oauth2: 'invalid_scope' },
+  oauth2_client_removed: { status: 400, description: 'The application (its OAuth 2.0 client or application link) was removed while the user was deciding: shown on a page, never redirected to the client.', oauth2: 'invalid_request' },
   oauth2_access_denied: { status: 403, description: 'The user denied the application access.', oauth2: 'access_denied' },
   oauth2_invalid_token: { status: 401, description: 'The access token is unknown, expired or revoked.', oauth2: 'invalid_token' },
   oauth2_insufficient_scope: { status: 403, description: 'The access token is not granted the scope this request needs (READ allows only GET, HEAD and OPTIONS).', oauth2: 'insufficient_scope' },

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AppError } from '../../errors/index.js';
+import { AppError, type ErrorCode } from '../../errors/index.js';
 import { parseClientAuthentication } from '../../protocols/oauth2/client-auth.js';
 import {
   authorizationCodeLocation,
@@ -25,6 +25,9 @@ import { signInRedirect } from '../../server/pages/sign-in.js';
 import { readCookie } from '../core/cookies.js';
 import { authorizationErrorPage, consentPage, FORWARDED_PARAMS } from './consent.js';
 import type { OAuth2Service } from './service.js';
+
+/** Errors of the authorization endpoint that are shown on a page even after the redirect URI is validated. */
+const PAGE_ONLY: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['csrf_failed', 'oauth2_client_removed', 'unauthenticated']);
 
 /** Token-endpoint responses must not be cached (RFC 6749 §5.1). */
 function noStore(reply: FastifyReply): FastifyReply {
@@ -260,15 +263,21 @@ export async function oauth2Routes(app: FastifyInstance, s: Services, oauth: OAu
         );
         return reply;
       }
-      if (decision === 'allow') {
-        await oauth.saveConsent(user, client, granted, { id: user.id, name: user.username, address: request.ip });
-      }
-      const code = await oauth.issueCode({ client, user, redirectUri, redirectUriSent: redirectUriParam !== undefined, scopes: granted, challenge });
+      const code = await oauth.issueCode({
+        client,
+        user,
+        redirectUri,
+        redirectUriSent: redirectUriParam !== undefined,
+        scopes: granted,
+        challenge,
+        ...(decision === 'allow' ? { consent: { id: user.id, name: user.username, address: request.ip } } : {}),
+      });
       return back(authorizationCodeLocation(redirectUri, { code, ...(state !== undefined ? { state } : {}), iss: oauth.issuer }));
     } catch (error) {
       const e = toAppError(error);
-      // A decision not made on our page is shown, never sent anywhere.
-      if (e.code === 'csrf_failed') throw e;
+      // A decision not made on our page is shown, never sent anywhere; nor is anything once the
+      // client or the user was removed while the user decided (the client is no longer trusted).
+      if (PAGE_ONLY.has(e.code)) throw e;
       logError(request, e);
       // §4.1.2.1: our own failures go back as server_error, without our message.
       const description = e.status >= 500 ? undefined : e.message;

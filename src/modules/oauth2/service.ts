@@ -242,15 +242,16 @@ export class OAuth2Service {
     return consent !== undefined && covers(consent.scopes, scopes);
   }
 
-  /** Records an "Allow" (audited): the consent is remembered until the user revokes the application. */
-  async saveConsent(user: UserRecord, client: Client, scopes: readonly Scope[], actor: Actor): Promise<void> {
-    await this.s.store.transaction(async (repos, trx) => {
-      await new OAuth2Repository(trx).saveConsent(user.id, client.linkId, scopes, this.now);
-      await this.s.audit.record(actor, { action: 'oauth2.consent', target: { type: 'link', id: client.linkId, name: client.linkName }, details: { clientId: client.clientId, scopes: formatScope(scopes) } }, repos);
-    });
-  }
-
-  /** Issues a single-use authorization code (RFC 6749 §4.1.2), bound to client, user, redirect URI, scopes and PKCE challenge. */
+  /**
+   * Issues a single-use authorization code (RFC 6749 §4.1.2), bound to client, user, redirect URI,
+   * scopes and PKCE challenge. With `consent` (the user's "Allow", audited) the consent is
+   * remembered in the same transaction, until the user revokes the application.
+   *
+   * The client and user were read from caches (up to APPLINKS_AUTH_CACHE_TTL_MS old): when either
+   * was deleted meanwhile, here or on another instance, the store refuses the rows (foreign key)
+   * and nothing is written. A removed client is `oauth2_client_removed` and a removed user
+   * `unauthenticated`: both for a page, never for a redirect to a client that is gone.
+   */
   async issueCode(input: {
     client: Client;
     user: UserRecord;
@@ -258,25 +259,67 @@ export class OAuth2Service {
     redirectUriSent: boolean;
     scopes: readonly Scope[];
     challenge: { challenge: string; method: 'S256' } | undefined;
+    consent?: Actor;
   }): Promise<string> {
+    const { client, user, consent } = input;
     const code = randomToken(CODE_PREFIX);
     const now = this.now;
-    await this.repo.insertCode({
-      codeHash: hashToken(code),
-      linkId: input.client.linkId,
-      userId: input.user.id,
-      clientId: input.client.clientId,
-      redirectUri: input.redirectUri,
-      redirectUriSent: input.redirectUriSent,
-      scopes: [...input.scopes],
-      codeChallenge: input.challenge?.challenge ?? null,
-      codeChallengeMethod: input.challenge?.method ?? null,
-      grantId: randomUUID(),
-      createdAt: now,
-      expiresAt: now + this.s.config.oauth2CodeTtlSeconds * 1000,
-      consumedAt: null,
-    });
+    try {
+      await this.s.store.transaction(async (repos, trx) => {
+        const r = new OAuth2Repository(trx);
+        if (consent) {
+          await r.saveConsent(user.id, client.linkId, input.scopes, now);
+          await this.s.audit.record(consent, { action: 'oauth2.consent', target: { type: 'link', id: client.linkId, name: client.linkName }, details: { clientId: client.clientId, scopes: formatScope(input.scopes) } }, repos);
+        }
+        await r.insertCode({
+          codeHash: hashToken(code),
+          linkId: client.linkId,
+          userId: user.id,
+          clientId: client.clientId,
+          redirectUri: input.redirectUri,
+          redirectUriSent: input.redirectUriSent,
+          scopes: [...input.scopes],
+          codeChallenge: input.challenge?.challenge ?? null,
+          codeChallengeMethod: input.challenge?.method ?? null,
+          grantId: randomUUID(),
+          createdAt: now,
+          expiresAt: now + this.s.config.oauth2CodeTtlSeconds * 1000,
+          consumedAt: null,
+        });
+      });
+    } catch (error) {
+      if (!isForeignKeyViolation(error)) throw error;
+      if ((await this.removedMeanwhile(client, user.id)) === 'client') {
+        throw new AppError('oauth2_client_removed', { message: `${client.name} is no longer available: it was removed while you were deciding. Nothing was authorized.`, cause: error });
+      }
+      throw new AppError('unauthenticated', { message: 'Your account was removed while you were deciding. Nothing was authorized.', cause: error });
+    }
     return code;
+  }
+
+  /**
+   * After the store refused a row naming a client's link and a user (foreign key: one of them was
+   * deleted since it was read from a cache, here or on another instance): which one is gone, read
+   * from the store. What this instance still caches of it is dropped, so the next request sees it.
+   * Answers `user` when the client is still there.
+   */
+  private async removedMeanwhile(client: Client, userId: string): Promise<'client' | 'user'> {
+    const link = await this.s.store.links.findById(client.linkId);
+    const auth = link ? await this.s.store.links.findAuth(client.linkId, 'incoming', OAUTH2_TYPE) : undefined;
+    if (!link || !auth || toClient(link, auth).clientId !== client.clientId) {
+      this.s.revocations.link(client.linkId);
+      return 'client';
+    }
+    this.s.revocations.user(userId);
+    return 'user';
+  }
+
+  /** The token endpoint's answer to a write refused by a foreign key (RFC 6749 §5.2): the client is gone, or the grant's user. */
+  private async removedAtTokenEndpoint(error: unknown, client: Client, userId: string): Promise<AppError> {
+    if ((await this.removedMeanwhile(client, userId)) === 'client') {
+      return new AppError('oauth2_invalid_client', { message: 'This client has just been removed.', cause: error });
+    }
+    return new AppError('oauth2_invalid_grant', { message: 'The user this authorization acts for has just been removed.', cause: error });
   }
 
   // ---------------------------------------------------------------- token endpoint
@@ -311,26 +354,38 @@ export class OAuth2Service {
     // The user may have lost administrator rights since consenting, the client some of its scopes.
     const scopes = capAt(capForUser(code.scopes, user.isAdmin), client.scopes);
     const issued = this.newPair(client, user.id, code.grantId, scopes, 0, now);
-    const won = await this.s.store.transaction(async (_repos, trx) => {
-      const r = new OAuth2Repository(trx);
-      if (!(await r.consumeCode(codeHash, now))) return false;
-      await r.insertGrant({
-        id: code.grantId,
-        linkId: client.linkId,
-        userId: user.id,
-        clientId: client.clientId,
-        scopes,
-        redirectUri: code.redirectUri,
-        refreshGeneration: 0,
-        version: 0,
-        createdAt: now,
-        lastUsedAt: now,
-        expiresAt: now + this.refreshTtlMs,
+    let won: boolean;
+    try {
+      won = await this.s.store.transaction(async (_repos, trx) => {
+        const r = new OAuth2Repository(trx);
+        if (!(await r.consumeCode(codeHash, now))) return false;
+        await r.insertGrant({
+          id: code.grantId,
+          linkId: client.linkId,
+          userId: user.id,
+          clientId: client.clientId,
+          scopes,
+          redirectUri: code.redirectUri,
+          refreshGeneration: 0,
+          version: 0,
+          createdAt: now,
+          lastUsedAt: now,
+          expiresAt: now + this.refreshTtlMs,
+        });
+        await r.insertTokens(issued.records);
+        return true;
       });
-      await r.insertTokens(issued.records);
-      return true;
-    });
-    if (!won) await this.replayedCode(code, client);
+    } catch (error) {
+      // The client's link or the user was deleted (by another request or instance) between the
+      // reads above and this transaction: nothing was written (the code is not consumed either).
+      if (isForeignKeyViolation(error)) throw await this.removedAtTokenEndpoint(error, client, user.id);
+      throw error;
+    }
+    if (!won) {
+      // Gone rather than used: revoked, or taken along with its deleted link or user.
+      if (!(await this.repo.findCode(codeHash))) throw new AppError('oauth2_invalid_grant', { message: 'The authorization code is no longer valid.' });
+      await this.replayedCode(code, client);
+    }
     return issued.response;
   }
 
@@ -380,14 +435,24 @@ export class OAuth2Service {
     const cap = (scopes: readonly Scope[]) => capAt(capForUser(scopes, user.isAdmin), client.scopes);
     const generation = mode === 'rotate' ? n + 1 : n;
     const issued = this.newPair(client, user.id, grant.id, cap(requested ?? grant.scopes), generation, now, cap(grant.scopes));
-    const ok = await this.s.store.transaction(async (_repos, trx) => {
-      const r = new OAuth2Repository(trx);
-      if (!(await r.advanceGrant(grant.id, grant.version, generation, now, now + this.refreshTtlMs))) return false;
-      if (mode === 'retry') await r.replaceGeneration(grant.id, n, now);
-      await r.insertTokens(issued.records);
-      return true;
-    });
-    if (!ok) throw new AppError('oauth2_invalid_grant', { message: 'The refresh token was used by a concurrent request; use the newest refresh token.' });
+    let ok: boolean;
+    try {
+      ok = await this.s.store.transaction(async (_repos, trx) => {
+        const r = new OAuth2Repository(trx);
+        if (!(await r.advanceGrant(grant.id, grant.version, generation, now, now + this.refreshTtlMs))) return false;
+        if (mode === 'retry') await r.replaceGeneration(grant.id, n, now);
+        await r.insertTokens(issued.records);
+        return true;
+      });
+    } catch (error) {
+      // The client's link or the user was deleted meanwhile: nothing was written, the grant is unchanged.
+      if (isForeignKeyViolation(error)) throw await this.removedAtTokenEndpoint(error, client, user.id);
+      throw error;
+    }
+    if (!ok) {
+      if (!(await this.repo.findGrant(grant.id))) throw new AppError('oauth2_invalid_grant', { message: 'The refresh token was revoked.' });
+      throw new AppError('oauth2_invalid_grant', { message: 'The refresh token was used by a concurrent request; use the newest refresh token.' });
+    }
     if (mode === 'retry') this.s.revocations.credential(grant.id);
     return issued.response;
   }
