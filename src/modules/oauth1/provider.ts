@@ -12,7 +12,7 @@ import type { Actor } from '../../services/audit.js';
 import type { Authorization } from '../../services/authorizations.js';
 import type { Services } from '../../services/index.js';
 import { toPrincipalUser } from '../../services/users.js';
-import { isUniqueViolation, type Executor } from '../../storage/repositories/common.js';
+import { isForeignKeyViolation, isUniqueViolation, type Executor } from '../../storage/repositories/common.js';
 import type { UserRecord } from '../../storage/repositories/users.js';
 import { andThen, type Awaitable } from '../../util/awaitable.js';
 import { LastUse } from '../../util/last-use.js';
@@ -240,20 +240,58 @@ export class OAuth1Provider {
   /** "Allow": binds the request token to the user with a fresh verifier. Answers the verifier. */
   async approve(pending: PendingAuthorization, user: UserRecord, actor: Actor): Promise<string> {
     const verifier = Array.from({ length: VERIFIER_LENGTH }, () => VERIFIER_ALPHABET[randomInt(VERIFIER_ALPHABET.length)]).join('');
-    const ok = await this.s.store.transaction(async (repos, trx) => {
-      if (!(await new OAuth1Repository(trx).authorizeRequestToken(pending.record.tokenHash, user.id, hashToken(verifier), this.now))) return false;
-      await this.s.audit.record(actor, { action: 'oauth1.consent', target: { type: 'link', id: pending.consumer.linkId, name: pending.consumer.linkName }, details: { consumerKey: pending.consumer.key } }, repos);
-      return true;
-    });
+    let ok: boolean;
+    try {
+      ok = await this.s.store.transaction(async (repos, trx) => {
+        if (!(await new OAuth1Repository(trx).authorizeRequestToken(pending.record.tokenHash, user.id, hashToken(verifier), this.now))) return false;
+        await this.s.audit.record(actor, { action: 'oauth1.consent', target: { type: 'link', id: pending.consumer.linkId, name: pending.consumer.linkName }, details: { consumerKey: pending.consumer.key } }, repos);
+        return true;
+      });
+    } catch (error) {
+      if (isForeignKeyViolation(error)) throw await this.removedWhileDeciding(error, pending, user.id);
+      throw error;
+    }
     if (!ok) throw new AppError('oauth1_token_rejected', { message: 'This authorization request was already decided or has expired.' });
     return verifier;
   }
 
   /** "Deny": the access-token call for this token will get permission_denied. */
   async deny(pending: PendingAuthorization, user: UserRecord): Promise<void> {
-    if (!(await this.repo.denyRequestToken(pending.record.tokenHash, user.id))) {
-      throw new AppError('oauth1_token_rejected', { message: 'This authorization request was already decided.' });
+    let ok: boolean;
+    try {
+      ok = await this.repo.denyRequestToken(pending.record.tokenHash, user.id);
+    } catch (error) {
+      if (isForeignKeyViolation(error)) throw await this.removedWhileDeciding(error, pending, user.id);
+      throw error;
     }
+    if (!ok) throw new AppError('oauth1_token_rejected', { message: 'This authorization request was already decided.' });
+  }
+
+  /**
+   * After the store refused to bind a request token to a user (foreign key): the user, read from
+   * caches up to APPLINKS_AUTH_CACHE_TTL_MS old, was deleted while deciding (here or on another
+   * instance), or the consumer's link was. Nothing was written; the error is for the page.
+   */
+  private async removedWhileDeciding(error: unknown, pending: PendingAuthorization, userId: string): Promise<AppError> {
+    if ((await this.removedMeanwhile(pending.consumer, userId)) === 'consumer') {
+      return new AppError('oauth1_consumer_key_unknown', { message: `${pending.consumer.name} is no longer linked: it was removed while you were deciding. Nothing was authorized.`, cause: error });
+    }
+    return new AppError('oauth1_token_rejected', { message: 'Your account was removed while you were deciding. Nothing was authorized.', cause: error });
+  }
+
+  /**
+   * After a write naming a consumer's link and a user was refused by a foreign key: which of them
+   * was deleted since it was read (from the store, not the caches). What this instance still
+   * caches of it is dropped, so the next request sees it. Answers `user` when the consumer is still there.
+   */
+  private async removedMeanwhile(consumer: Consumer, userId: string): Promise<'consumer' | 'user'> {
+    const auth = await this.s.store.links.findAuth(consumer.linkId, 'incoming', OAUTH1_TYPE);
+    if (!auth || auth.lookupKey !== consumer.key) {
+      this.s.revocations.link(consumer.linkId);
+      return 'consumer';
+    }
+    this.s.revocations.user(userId);
+    return 'user';
   }
 
   // ---------------------------------------------------------------- token credentials
@@ -293,7 +331,7 @@ export class OAuth1Provider {
       if (!(await r.consumeRequestToken(record.tokenHash))) return false;
       await r.issueAccessToken(issued.record, now);
       return true;
-    }, 'The request token was already exchanged.');
+    }, { consumer, userId: user.id }, 'The request token was already exchanged.');
     this.s.revocations.credential(`oauth1:${user.id}:${consumer.linkId}`);
     return issued.body;
   }
@@ -320,21 +358,40 @@ export class OAuth1Provider {
       if (!(await r.revokeAccessToken(record.tokenHash, 'renewed', now))) return false;
       await r.issueAccessToken(issued.record, now);
       return true;
-    }, 'The access token was renewed by a concurrent request.', 'oauth1_token_revoked');
+    }, { consumer, userId: user.id }, 'The access token was renewed by a concurrent request.', 'oauth1_token_revoked');
     this.s.revocations.credential(record.tokenHash);
     return issued.body;
   }
 
-  /** Runs an issuing transaction; a concurrent authorization of the same user and consumer wins once, then this one retries. */
-  private async withLiveTokenRetry(work: (trx: Executor) => Promise<boolean>, lostMessage: string, lostCode: OAuth1ProblemCode = 'oauth1_token_rejected'): Promise<void> {
+  /**
+   * Runs an issuing transaction; a concurrent authorization of the same user and consumer wins
+   * once, then this one retries. The consumer and user were read from caches: when the link or
+   * the user was deleted meanwhile (here or on another instance), the store refuses the token
+   * (foreign key), nothing is written, and the consumer hears token_rejected.
+   */
+  private async withLiveTokenRetry(
+    work: (trx: Executor) => Promise<boolean>,
+    issuedTo: { consumer: Consumer; userId: string },
+    lostMessage: string,
+    lostCode: OAuth1ProblemCode = 'oauth1_token_rejected',
+  ): Promise<void> {
     for (let attempt = 1; ; attempt++) {
+      let ok: boolean;
       try {
-        const ok = await this.s.store.transaction((_repos, trx) => work(trx));
-        if (!ok) throw this.problem(lostCode, { advice: lostMessage });
-        return;
+        ok = await this.s.store.transaction((_repos, trx) => work(trx));
       } catch (error) {
+        if (isForeignKeyViolation(error)) {
+          const gone = await this.removedMeanwhile(issuedTo.consumer, issuedTo.userId);
+          throw this.problem('oauth1_token_rejected', {
+            advice: gone === 'consumer' ? 'The application link of this consumer was removed.' : 'The user who authorized this token was removed.',
+            detail: `foreign key refused the access token: ${gone} removed`,
+          });
+        }
         if (!isUniqueViolation(error) || attempt >= 3) throw error;
+        continue;
       }
+      if (!ok) throw this.problem(lostCode, { advice: lostMessage });
+      return;
     }
   }
 
