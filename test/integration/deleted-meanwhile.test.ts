@@ -1,0 +1,292 @@
+import type { LightMyRequestResponse } from 'fastify';
+import { sql } from 'kysely';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { hashToken } from '../../src/crypto/tokens.js';
+import { oauth1Of } from '../../src/modules/oauth1/index.js';
+import { OAuth1Repository } from '../../src/modules/oauth1/repository.js';
+import { oauth2Of } from '../../src/modules/oauth2/index.js';
+import { OAuth2Repository } from '../../src/modules/oauth2/repository.js';
+import { createHarness, DIALECTS, json, userWithToken, type Harness } from '../helpers/harness.js';
+import { ACCESS_TOKEN, AUTHORIZE as OAUTH1_AUTHORIZE, CALLBACK, dance, formOf, problemOf, registerConsumer, REQUEST_TOKEN, signedInject, type TestConsumer } from '../helpers/oauth1.js';
+import { authorizeUrl, decide, exchange, hiddenFields, obtainCode, pkce, post, REDIRECT, registerClient, signIn, TOKEN, type CookieJar, type RegisteredClient } from '../helpers/oauth2.js';
+
+/**
+ * Races with a deletion. The link, client, session and user a request works with come from
+ * caches that live up to APPLINKS_AUTH_CACHE_TTL_MS: another instance (or a request on this one
+ * that has not reached the caches yet) may delete the link or the user between the page being
+ * shown and the decision posted, or between the reads of a token request and its writes. The
+ * store then refuses the rows (foreign key). Each case answers the protocol's own 4xx, never a
+ * 500 or a redirect to a client that is gone, and writes nothing.
+ *
+ * "Deleted on another instance" is a deletion through the store directly: this instance's caches
+ * still hold what was deleted, exactly as another instance's deletion leaves them. A deletion
+ * that commits in the middle of a token request (after its reads, before its writes) is
+ * reproduced by answering the reads with the rows as they were read before it.
+ */
+describe.each(DIALECTS)('deleted while in use, on %s', (dialect) => {
+  let h: Harness;
+  let jar: CookieJar;
+  let aliceId: string;
+  beforeEach(async () => {
+    h = await createHarness(dialect);
+    aliceId = (await userWithToken(h, 'alice', { password: 'alice-password' })).user.id;
+    jar = await signIn(h, 'alice', 'alice-password');
+  });
+  afterEach(async () => {
+    vi.restoreAllMocks();
+    await h.close();
+  });
+
+  const count = async (table: string, where = sql`1 = 1`): Promise<number> => {
+    const r = await sql<{ n: number | string }>`select count(*) as n from ${sql.table(table)} where ${where}`.execute(h.services.store.db);
+    return Number(r.rows[0]!.n);
+  };
+  const audited = (action: string) => count('audit_log', sql`action = ${action}`);
+  // As another instance deletes them: the caches of this one are not told.
+  const deleteLinkElsewhere = async (linkId: string) => expect(await h.services.store.links.delete(linkId)).toBe(true);
+  const deleteUserElsewhere = async (userId: string) => expect(await h.services.store.users.delete(userId)).toBe(true);
+  const noErrorLogged = () => expect(h.logs.filter((l) => (JSON.parse(l) as { level: number }).level >= 50)).toEqual([]);
+
+  /** A page, not a redirect: the client is not sent anything. */
+  const expectPage = (res: LightMyRequestResponse, status: number, text: RegExp) => {
+    expect(res.statusCode, res.body).toBe(status);
+    expect(res.headers.location).toBeUndefined();
+    expect(String(res.headers['content-type'])).toMatch(/^text\/html/);
+    expect(res.body).toMatch(text);
+  };
+
+  // ------------------------------------------------------------------ OAuth 2.0
+
+  describe('OAuth 2.0', () => {
+    const consentPage = async (client: RegisteredClient, extra: Record<string, string> = {}) => {
+      const { challenge } = pkce();
+      const page = await h.inject({
+        url: authorizeUrl({ response_type: 'code', client_id: client.clientId, redirect_uri: REDIRECT, state: 'st', code_challenge: challenge, code_challenge_method: 'S256', ...extra }),
+        headers: { cookie: jar.header },
+      });
+      expect(page.statusCode, page.body).toBe(200);
+      return page;
+    };
+    const nothingIssued = async () => {
+      expect(await count('oauth2_codes')).toBe(0);
+      expect(await count('oauth2_consents')).toBe(0);
+      expect(await count('oauth2_grants')).toBe(0);
+      expect(await count('oauth2_tokens')).toBe(0);
+      expect(await audited('oauth2.consent')).toBe(0);
+    };
+
+    it('shows a page, never redirects, when the client is deleted between the consent page and Allow', async () => {
+      const client = await registerClient(h);
+      const page = await consentPage(client);
+      await deleteLinkElsewhere(client.linkId);
+      const res = await decide(h, jar, page, 'allow');
+      expectPage(res, 400, /is no longer available: it was removed while you were deciding/);
+      await nothingIssued();
+      // The caches of this instance were told: the next request does not find the client at all.
+      expectPage(await h.inject({ url: authorizeUrl({ response_type: 'code', client_id: client.clientId, redirect_uri: REDIRECT }), headers: { cookie: jar.header } }), 400, /No application is registered/);
+      noErrorLogged();
+    });
+
+    it('shows a page when the user is deleted between the consent page and Allow', async () => {
+      const client = await registerClient(h);
+      const page = await consentPage(client);
+      await deleteUserElsewhere(aliceId);
+      const res = await decide(h, jar, page, 'allow');
+      expectPage(res, 401, /Your account was removed while you were deciding/);
+      await nothingIssued();
+      noErrorLogged();
+    });
+
+    it('shows a page when the client is deleted while a remembered consent issues a code', async () => {
+      const client = await registerClient(h);
+      await obtainCode(h, jar, client);
+      const consent = await oauth2Of(h.services).repo.findConsent(aliceId, client.linkId);
+      expect(consent).toBeDefined();
+      await deleteLinkElsewhere(client.linkId);
+      // The consent was read just before the deletion committed.
+      vi.spyOn(OAuth2Repository.prototype, 'findConsent').mockResolvedValueOnce(consent);
+      const { challenge } = pkce();
+      const res = await h.inject({
+        url: authorizeUrl({ response_type: 'code', client_id: client.clientId, redirect_uri: REDIRECT, state: 'st', code_challenge: challenge, code_challenge_method: 'S256' }),
+        headers: { cookie: jar.header },
+      });
+      expectPage(res, 400, /is no longer available/);
+      expect(await count('oauth2_codes')).toBe(0);
+      noErrorLogged();
+    });
+
+    /** The code as read by the token request, then the deletion, then the request's writes. */
+    const exchangeAfterDeletion = async (client: RegisteredClient, remove: () => Promise<void>) => {
+      const code = await obtainCode(h, jar, client);
+      const record = await oauth2Of(h.services).repo.findCode(hashToken(code.code));
+      expect(record).toBeDefined();
+      await remove();
+      vi.spyOn(OAuth2Repository.prototype, 'findCode').mockResolvedValueOnce(record);
+      vi.spyOn(OAuth2Repository.prototype, 'consumeCode').mockResolvedValueOnce(true);
+      return post(h, TOKEN, client, { grant_type: 'authorization_code', code: code.code, redirect_uri: REDIRECT, code_verifier: code.verifier });
+    };
+
+    it('answers invalid_grant when the user is deleted during a code exchange', async () => {
+      const client = await registerClient(h);
+      const res = await exchangeAfterDeletion(client, () => deleteUserElsewhere(aliceId));
+      expect([res.statusCode, json(res).error], res.body).toEqual([400, 'invalid_grant']);
+      expect(await count('oauth2_grants')).toBe(0);
+      expect(await count('oauth2_tokens')).toBe(0);
+      noErrorLogged();
+    });
+
+    it('answers invalid_client when the client is deleted during a code exchange', async () => {
+      // A public client: a confidential one would already fail to authenticate (its secrets went with the link).
+      const client = await registerClient(h, { confidential: false });
+      const res = await exchangeAfterDeletion(client, () => deleteLinkElsewhere(client.linkId));
+      expect([res.statusCode, json(res).error], res.body).toEqual([401, 'invalid_client']);
+      expect(res.headers['www-authenticate']).toBeDefined();
+      expect(await count('oauth2_grants')).toBe(0);
+      expect(await count('oauth2_tokens')).toBe(0);
+      noErrorLogged();
+    });
+
+    /** The refresh token and its grant as read by the token request, then the deletion, then the rotation. */
+    const refreshAfterDeletion = async (client: RegisteredClient, remove: () => Promise<void>) => {
+      const tokens = await exchange(h, client, await obtainCode(h, jar, client));
+      const repo = oauth2Of(h.services).repo;
+      const token = await repo.findToken(hashToken(tokens.refresh_token!));
+      const grant = await repo.findGrant(token!.grantId!);
+      expect(grant).toBeDefined();
+      await remove();
+      vi.spyOn(OAuth2Repository.prototype, 'findToken').mockResolvedValueOnce(token);
+      vi.spyOn(OAuth2Repository.prototype, 'findGrant').mockResolvedValueOnce(grant);
+      vi.spyOn(OAuth2Repository.prototype, 'advanceGrant').mockResolvedValueOnce(true);
+      return post(h, TOKEN, client, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token });
+    };
+
+    it('answers invalid_grant when the user is deleted during a refresh', async () => {
+      const client = await registerClient(h);
+      const res = await refreshAfterDeletion(client, () => deleteUserElsewhere(aliceId));
+      expect([res.statusCode, json(res).error], res.body).toEqual([400, 'invalid_grant']);
+      expect(await count('oauth2_grants')).toBe(0);
+      expect(await count('oauth2_tokens')).toBe(0);
+      noErrorLogged();
+    });
+
+    it('answers invalid_client when the client is deleted during a refresh', async () => {
+      const client = await registerClient(h, { confidential: false });
+      const res = await refreshAfterDeletion(client, () => deleteLinkElsewhere(client.linkId));
+      expect([res.statusCode, json(res).error], res.body).toEqual([401, 'invalid_client']);
+      expect(await count('oauth2_grants')).toBe(0);
+      expect(await count('oauth2_tokens')).toBe(0);
+      noErrorLogged();
+    });
+
+    it('answers invalid_grant, not "already used", for a code taken along with its deleted user', async () => {
+      const client = await registerClient(h);
+      const code = await obtainCode(h, jar, client);
+      const record = await oauth2Of(h.services).repo.findCode(hashToken(code.code));
+      await deleteUserElsewhere(aliceId);
+      // Read before the deletion; the deletion took the code along before it could be consumed.
+      vi.spyOn(OAuth2Repository.prototype, 'findCode').mockResolvedValueOnce(record);
+      const res = await post(h, TOKEN, client, { grant_type: 'authorization_code', code: code.code, redirect_uri: REDIRECT, code_verifier: code.verifier });
+      expect([res.statusCode, json(res).error, json(res).error_description], res.body).toEqual([400, 'invalid_grant', 'The authorization code is no longer valid.']);
+      expect(await count('oauth2_tokens')).toBe(0);
+      expect(await audited('oauth2.grant.revoke')).toBe(0);
+    });
+  });
+
+  // ------------------------------------------------------------------ OAuth 1.0a
+
+  describe('OAuth 1.0a provider', () => {
+    let consumer: TestConsumer;
+    beforeEach(async () => {
+      consumer = await registerConsumer(h);
+    });
+
+    const requestToken = async () => {
+      const rt = await signedInject(h, consumer, { method: 'POST', path: REQUEST_TOKEN, oauth: { oauth_callback: CALLBACK } });
+      expect(rt.statusCode, rt.body).toBe(200);
+      const f = formOf(rt);
+      return { key: f.oauth_token!, secret: f.oauth_token_secret! };
+    };
+    const authorizePage = async (token: string) => {
+      const page = await h.inject({ url: `${OAUTH1_AUTHORIZE}?oauth_token=${encodeURIComponent(token)}`, headers: { cookie: jar.header } });
+      expect(page.statusCode, page.body).toBe(200);
+      jar.take(page);
+      return page;
+    };
+    const postDecision = (page: LightMyRequestResponse, decision: 'allow' | 'deny') => {
+      const form = hiddenFields(page.body);
+      if (decision === 'allow') form.set('approve', 'Allow');
+      else form.set('deny', 'Deny');
+      return h.inject({ method: 'POST', url: OAUTH1_AUTHORIZE, headers: { cookie: jar.header, 'content-type': 'application/x-www-form-urlencoded' }, payload: form.toString() });
+    };
+    const expectRejected = (res: LightMyRequestResponse, advice: RegExp) => {
+      expect([res.statusCode, problemOf(res)], res.body).toEqual([401, 'token_rejected']);
+      expect(String(res.headers['www-authenticate'])).toContain('oauth_problem="token_rejected"');
+      expect(formOf(res).oauth_problem_advice).toMatch(advice);
+    };
+
+    for (const decision of ['allow', 'deny'] as const) {
+      it(`shows a page when the user is deleted between the authorize page and ${decision === 'allow' ? 'Allow' : 'Deny'}; the token stays undecided`, async () => {
+        const token = await requestToken();
+        const page = await authorizePage(token.key);
+        await deleteUserElsewhere(aliceId);
+        const res = await postDecision(page, decision);
+        expectPage(res, 401, /Your account was removed while you were deciding/);
+        const record = await oauth1Of(h.services).provider.repo.findRequestToken(hashToken(token.key));
+        expect([record?.state, record?.userId, record?.verifierHash]).toEqual(['pending', null, null]);
+        expect(await audited('oauth1.consent')).toBe(0);
+        noErrorLogged();
+      });
+    }
+
+    it('shows a page when the link is deleted between the authorize page and Allow', async () => {
+      const token = await requestToken();
+      const page = await authorizePage(token.key);
+      await deleteLinkElsewhere(consumer.linkId);
+      const res = await postDecision(page, 'allow');
+      expectPage(res, 401, /unknown or was already used/);
+      expect(await count('oauth1_request_tokens')).toBe(0);
+      expect(await audited('oauth1.consent')).toBe(0);
+      noErrorLogged();
+    });
+
+    /** An authorized request token as read by the access-token request, then the deletion, then its writes. */
+    const exchangeAfterDeletion = async (remove: () => Promise<void>) => {
+      const token = await requestToken();
+      const decided = await postDecision(await authorizePage(token.key), 'allow');
+      const verifier = new URL(String(decided.headers.location)).searchParams.get('oauth_verifier')!;
+      const record = await oauth1Of(h.services).provider.repo.findRequestToken(hashToken(token.key));
+      expect(record?.state).toBe('authorized');
+      await remove();
+      vi.spyOn(OAuth1Repository.prototype, 'findRequestToken').mockResolvedValueOnce(record);
+      vi.spyOn(OAuth1Repository.prototype, 'consumeRequestToken').mockResolvedValueOnce(true);
+      return signedInject(h, consumer, { method: 'POST', path: ACCESS_TOKEN, token, oauth: { oauth_verifier: verifier } });
+    };
+
+    it('answers token_rejected when the user is deleted during the access-token exchange', async () => {
+      const res = await exchangeAfterDeletion(() => deleteUserElsewhere(aliceId));
+      expectRejected(res, /user who authorized this token was removed/);
+      expect(await count('oauth1_access_tokens')).toBe(0);
+      noErrorLogged();
+    });
+
+    it('answers token_rejected when the link is deleted during the access-token exchange', async () => {
+      const res = await exchangeAfterDeletion(() => deleteLinkElsewhere(consumer.linkId));
+      expectRejected(res, /application link of this consumer was removed/);
+      expect(await count('oauth1_access_tokens')).toBe(0);
+      noErrorLogged();
+    });
+
+    it('answers token_rejected when the user is deleted during a renewal', async () => {
+      const { access, body } = await dance(h, consumer, jar);
+      expect(access).toBeDefined();
+      const record = await oauth1Of(h.services).provider.repo.findAccessToken(hashToken(access!.key));
+      await deleteUserElsewhere(aliceId);
+      vi.spyOn(OAuth1Repository.prototype, 'findAccessToken').mockResolvedValueOnce(record);
+      vi.spyOn(OAuth1Repository.prototype, 'revokeAccessToken').mockResolvedValueOnce(true);
+      const res = await signedInject(h, consumer, { method: 'POST', path: ACCESS_TOKEN, token: access!, oauth: { oauth_session_handle: body.oauth_session_handle! } });
+      expectRejected(res, /user who authorized this token was removed/);
+      expect(await count('oauth1_access_tokens')).toBe(0);
+      noErrorLogged();
+    });
+  });
+});
