@@ -37,6 +37,7 @@ export const errorCatalog = {
   upstream_timeout: { status: 504, description: 'The host application did not answer in time.' },
   // --- server
   internal: { status: 500, description: 'An unexpected error; details are in the server log.' },
+  store_busy: { status: 503, description: 'The store gave up on this change because of concurrent changes (a deadlock or a lock held too long); nothing was written. Retry after the time in `Retry-After`.', oauth2: 'temporarily_unavailable' },
   // --- OAuth 2.0 authorization server (RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3.1)
   oauth2_invalid_request: { status: 400, description: 'The OAuth 2.0 request is missing a parameter, repeats one, or is otherwise malformed.', oauth2: 'invalid_request' },
   oauth2_invalid_client: { status: 401, description: 'Client authentication failed: unknown client, wrong secret, or no authentication.', oauth2: 'invalid_client' },

@@ -29,9 +29,19 @@ export function toAppError(error: unknown): AppError {
   if (error instanceof SyntaxError || (typeof e.statusCode === 'number' && e.statusCode === 400)) {
     return new AppError('invalid_request', { message: 'The request body could not be parsed.', detail: e.message });
   }
+  if (isContention(e.code)) return new AppError('store_busy', { detail: `${String(e.code)} ${e.message}`, headers: { 'retry-after': '1' } });
   if (typeof e.statusCode === 'number' && e.statusCode === 413) return new AppError('payload_too_large');
   if (typeof e.statusCode === 'number' && e.statusCode === 415) return new AppError('unsupported_media_type');
   return new AppError('internal', { detail: e.message, cause: error });
+}
+
+/**
+ * The store refused a write because of other writes, not because of this request: PostgreSQL's
+ * deadlock_detected, serialization_failure and lock_not_available, SQLite's busy and locked
+ * (after its busy timeout). The transaction was rolled back, so the client may simply retry.
+ */
+function isContention(code: unknown): boolean {
+  return code === '40P01' || code === '40001' || code === '55P03' || (typeof code === 'string' && /^SQLITE_(BUSY|LOCKED)/.test(code));
 }
 
 function validationError(first: AjvError, context: string | undefined): AppError {
