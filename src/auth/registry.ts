@@ -126,6 +126,15 @@ export interface ModuleRuntime {
    */
   onAuthChanged?(change: AuthChange): Promise<Forgotten | void>;
   /**
+   * Runs inside the transaction that sets a link's configuration of a type (created, changed in
+   * place, or replaced by one of a new lookup key), after `onAuthChanged` or `onAuthRemoved`: make
+   * the credentials the new configuration needs and only the module can make (a confidential
+   * OAuth 2.0 client's secret), keeping only what the module stores (its hash). Answers them by
+   * name; whoever set the configuration is shown them this once (`issuedSecrets` in the admin
+   * API), and the audit entry names them without their values.
+   */
+  onAuthSet?(set: AuthSet): Promise<IssuedSecrets | void>;
+  /**
    * Runs inside the transaction that deletes a user: drop references to them from link
    * configurations (an OAuth 2.0 client's service account), so nothing names a deleted user.
    * Answers the ids of the links it changed; their cached configurations go once it commits.
@@ -154,6 +163,17 @@ export interface AuthChange {
   readonly before: Record<string, unknown>;
   readonly after: Record<string, unknown>;
 }
+
+/**
+ * A link configuration was set, as `onAuthSet` sees it (inside the transaction). `before` is
+ * undefined when the configuration is new to the link or has a new lookup key (a new client).
+ */
+export interface AuthSet extends Omit<AuthChange, 'before'> {
+  readonly before: Record<string, unknown> | undefined;
+}
+
+/** Credentials a module generated for a configuration, by field name (`{ clientSecret: 'alcs_…' }`): shown once, never stored in plain. */
+export type IssuedSecrets = Readonly<Record<string, string>>;
 
 /** The authentication types of every module, by id. */
 export class AuthTypeRegistry {

@@ -1,6 +1,7 @@
 import { Argument, type Command } from 'commander';
 import { AppError } from '../errors/index.js';
 import type { Services } from '../services/index.js';
+import type { LinkWritten } from '../services/links.js';
 import { linkJson } from '../server/routes/admin-api.js';
 import { cliActor } from './actor.js';
 import { argBytes, jsonArg, output, quoted, UsageError, withServices } from './common.js';
@@ -10,6 +11,24 @@ export async function linkByRef(s: Services, ref: string) {
   const link = (await s.store.links.findById(ref)) ?? (await s.store.links.findByName(ref));
   if (!link) throw new AppError('not_found', { message: `No application link ${quoted(ref)}.` });
   return link;
+}
+
+/**
+ * Prints a link a command created or configured, then each secret the write generated (a
+ * confidential OAuth 2.0 client's) as the client commands print one: what it is on standard error,
+ * the value alone on its own line of standard output, this once.
+ */
+export function outputWritten(written: LinkWritten): void {
+  const { issuedSecrets, ...link } = written;
+  output(linkJson(link), true);
+  for (const [direction, types] of Object.entries(issuedSecrets ?? {})) {
+    for (const [type, fields] of Object.entries(types ?? {})) {
+      for (const [field, value] of Object.entries(fields)) {
+        process.stderr.write(`${direction}.${type}.${field} of link ${quoted(link.name)}; shown once:\n`);
+        process.stdout.write(`${value}\n`);
+      }
+    }
+  }
 }
 
 const directionArg = () => new Argument('<direction>', 'incoming or outgoing').choices(['incoming', 'outgoing'] as const);
@@ -71,7 +90,7 @@ export function registerLinks(program: Command): void {
           },
           cliActor(),
         );
-        output(linkJson(link), true);
+        outputWritten(link);
       }),
     );
 
@@ -117,7 +136,7 @@ export function registerLinks(program: Command): void {
       withServices(async (s) => {
         const config = jsonArg(json, '<json>');
         const link = await linkByRef(s, ref);
-        output(linkJson(await s.links.setAuth(link.id, dir, type, config, cliActor())), true);
+        outputWritten(await s.links.setAuth(link.id, dir, type, config, cliActor()));
       }),
     );
 

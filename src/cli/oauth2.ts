@@ -85,24 +85,31 @@ export function registerOAuth2(program: Command): void {
 
   clients
     .command('update <clientId>')
-    .description("change a client's name, redirect URIs, scopes, PKCE or service account")
+    .description("change a client's name, type, redirect URIs, scopes, PKCE or service account; made confidential, it prints its new secret once")
     .option('--name <name>', 'application name')
+    .option('--confidential <true|false>', 'change the client type: revokes everything it holds; made confidential, it gets a new secret', parseBool)
     .option('--redirect-uri <uri...>', 'replace the redirect URIs')
     .option('--scopes <list>', 'replace the scopes: READ, WRITE, ADMIN, SYSTEM_ADMIN', scopesOf)
     .option('--require-pkce <true|false>', 'require PKCE from this confidential client', parseBool)
     .option('--service-account <username>', 'allow client_credentials as this user')
     .option('--no-service-account', 'stop client_credentials')
-    .action((clientId: string, o: { name?: string; redirectUri?: string[]; scopes?: Scope[]; requirePkce?: boolean; serviceAccount?: string | false }) =>
+    .action((clientId: string, o: { name?: string; confidential?: boolean; redirectUri?: string[]; scopes?: Scope[]; requirePkce?: boolean; serviceAccount?: string | false }) =>
       withServices(async (s) => {
         const m = manager(s);
         const patch: ClientPatch = {};
         if (o.name !== undefined) patch.name = o.name;
+        if (o.confidential !== undefined) patch.confidential = o.confidential;
         if (o.redirectUri !== undefined) patch.redirectUris = o.redirectUri;
         if (o.scopes !== undefined) patch.scopes = o.scopes;
         if (o.requirePkce !== undefined) patch.requirePkce = o.requirePkce;
         if (o.serviceAccount === false) patch.serviceAccount = null;
         else if (typeof o.serviceAccount === 'string') patch.serviceAccount = o.serviceAccount;
-        output(clientJson((await m.update(await m.byClientId(clientId), patch, cliActor())).client), true);
+        const { client, clientSecret } = await m.update(await m.byClientId(clientId), patch, cliActor());
+        output(clientJson(client), true);
+        if (clientSecret) {
+          process.stderr.write(`client secret of ${client.clientId}, now confidential; shown once:\n`);
+          process.stdout.write(`${clientSecret}\n`);
+        }
       }),
     );
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Value } from '@sinclair/typebox/value';
 import { request as undiciRequest } from 'undici';
-import type { AuthTypeDescriptor, AuthTypeRegistry, Forgotten, LinkAuthSpec } from '../auth/registry.js';
+import type { AuthSet, AuthTypeDescriptor, AuthTypeRegistry, Forgotten, IssuedSecrets, LinkAuthSpec } from '../auth/registry.js';
 import { SealError, type Keyring } from '../crypto/keyring.js';
 import { AppError } from '../errors/index.js';
 import { parseManifest, type Manifest } from '../protocols/applinks/manifest.js';
@@ -64,6 +64,18 @@ export interface LinkHealth {
   };
 }
 
+/** Secrets modules generated for the configurations one write set, by direction and type (`incoming.oauth2.clientSecret`). */
+export type IssuedByType = Partial<Record<Direction, Record<string, IssuedSecrets>>>;
+
+/**
+ * A link as the write that created or configured it answers it: with the secrets that write
+ * generated (a confidential OAuth 2.0 client's secret), which exist nowhere else in plain and are
+ * never shown again. Absent when the write generated none.
+ */
+export interface LinkWritten extends LinkView {
+  issuedSecrets?: IssuedByType;
+}
+
 export type RemoteManifest = Partial<Manifest> & { id: string; typeId: string };
 
 export const APPLICATION_TYPES = ['generic', 'jira', 'confluence', 'bitbucket', 'stash', 'bamboo', 'crowd', 'fecru', 'refapp', 'applinks'] as const;
@@ -114,7 +126,7 @@ export class LinkService {
   }
 
   /** Creates a link; `within` does a module's own writes in the same transaction (all or nothing). */
-  async create(input: LinkInput, actor: Actor, within?: Within): Promise<LinkView> {
+  async create(input: LinkInput, actor: Actor, within?: Within): Promise<LinkWritten> {
     const url = normaliseUrl(input.url ?? null);
     const applicationType = checkApplicationType(input.applicationType ?? 'generic');
     const now = this.clock.now();
@@ -125,15 +137,24 @@ export class LinkService {
         auths.push(await this.prepareAuth(link.id, direction, type, config, undefined, now));
       }
     }
+    const issued: IssuedByType = {};
     await this.conflictsAsAppErrors(input.name, () =>
       this.store.transaction(async (repos, trx) => {
         await repos.links.create(link);
         for (const auth of auths) await repos.links.upsertAuth(auth);
-        await this.audit.record(actor, { action: 'link.create', target: { type: 'link', id: link.id, name: link.name }, details: { types: auths.map((a) => `${a.direction}:${a.type}`) } }, repos);
+        const names: string[] = [];
+        for (const auth of auths) {
+          names.push(...(await this.issue({ trx, repos, actor, linkId: link.id, direction: auth.direction, type: auth.type, before: undefined, after: auth.config }, issued)));
+        }
+        await this.audit.record(
+          actor,
+          { action: 'link.create', target: { type: 'link', id: link.id, name: link.name }, details: { types: auths.map((a) => `${a.direction}:${a.type}`), ...(names.length > 0 ? { issued: names } : {}) } },
+          repos,
+        );
         await within?.(repos, trx, link.id);
       }),
     );
-    return this.get(link.id);
+    return withIssued(await this.get(link.id), issued);
   }
 
   async get(id: string): Promise<LinkView> {
@@ -166,28 +187,34 @@ export class LinkService {
     return this.get(id);
   }
 
-  /** Sets one type's configuration on one side. Omitted secret fields keep their stored values. */
-  async setAuth(id: string, direction: Direction, type: string, config: Record<string, unknown>, actor: Actor, within?: Within): Promise<LinkView> {
+  /**
+   * Sets one type's configuration on one side. Omitted secret fields keep their stored values.
+   * Answers the secrets a module generated for it (a client made confidential), this once.
+   */
+  async setAuth(id: string, direction: Direction, type: string, config: Record<string, unknown>, actor: Actor, within?: Within): Promise<LinkWritten> {
     const link = await this.store.links.findById(id);
     if (!link) throw new AppError('not_found', { message: 'No such application link.' });
     const existing = await this.store.links.findAuth(id, direction, type);
     const auth = await this.prepareAuth(id, direction, type, config, existing, this.clock.now());
+    const issued: IssuedByType = {};
     await this.conflictsAsAppErrors(link.name, () =>
       this.store.transaction(async (repos, trx) => {
         await repos.links.upsertAuth(auth);
         // A new lookup key (consumer key, client id) is a different client: what the old one was
         // issued goes. Otherwise each module revokes what the changed configuration no longer vouches for.
+        const sameKey = existing !== undefined && existing.lookupKey === auth.lookupKey;
         const forgotten = !existing
           ? undefined
-          : existing.lookupKey !== auth.lookupKey
+          : !sameKey
             ? await this.authRemoved(trx, id, direction, type)
             : await this.forget(this.services().runtimes.map((r) => () => r.onAuthChanged?.({ trx, repos, actor, linkId: id, direction, type, before: existing.config, after: auth.config })));
-        await this.audit.record(actor, { action: `link.${direction}.set`, target: { type: 'link', id, name: link.name }, details: { type, ...forgotten } }, repos);
+        const names = await this.issue({ trx, repos, actor, linkId: id, direction, type, before: sameKey ? existing.config : undefined, after: auth.config }, issued);
+        await this.audit.record(actor, { action: `link.${direction}.set`, target: { type: 'link', id, name: link.name }, details: { type, ...forgotten, ...(names.length > 0 ? { issued: names } : {}) } }, repos);
         await within?.(repos, trx, id);
       }),
     );
     this.revocations.link(id);
-    return this.get(id);
+    return withIssued(await this.get(id), issued);
   }
 
   /** Removes one type from one side; tokens issued through it stop working at once. */
@@ -235,6 +262,22 @@ export class LinkService {
     const match = auth && link ? { link, auth } : null;
     this.incomingCache.set(cacheKey, match, this.cacheTtlMs, match ? [`link:${match.link.id}`] : []);
     return match ?? undefined;
+  }
+
+  /**
+   * Asks the modules for the credentials a configuration just set needs (`onAuthSet`), collects
+   * them into `into` and answers their names (`incoming.oauth2.clientSecret`) for the audit entry.
+   */
+  private async issue(set: AuthSet, into: IssuedByType): Promise<string[]> {
+    const names: string[] = [];
+    for (const runtime of this.services().runtimes) {
+      const issued = await runtime.onAuthSet?.(set);
+      if (!issued || Object.keys(issued).length === 0) continue;
+      const byType = (into[set.direction] ??= {});
+      byType[set.type] = { ...byType[set.type], ...issued };
+      names.push(...Object.keys(issued).map((name) => `${set.direction}.${set.type}.${name}`));
+    }
+    return names;
   }
 
   private authRemoved(trx: Executor, linkId: string, direction: Direction, type: string): Promise<{ forgotten: Forgotten } | undefined> {
@@ -424,6 +467,10 @@ export class LinkService {
       throw new AppError('conflict', { message: `A link named "${name}" already exists.`, field: 'name' });
     }
   }
+}
+
+function withIssued(view: LinkView, issued: IssuedByType): LinkWritten {
+  return Object.keys(issued).length > 0 ? { ...view, issuedSecrets: issued } : view;
 }
 
 /** The additional authenticated data of a link configuration's sealed secrets. */

@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { oauth2Of } from '../../src/modules/oauth2/index.js';
+import type { OAuth2Tables } from '../../src/modules/oauth2/tables.js';
+import { withTables } from '../../src/storage/repositories/common.js';
 import { createHarness, DIALECTS, json, userWithToken, type Harness } from '../helpers/harness.js';
 import { authorizeUrl, decide, exchange, INTROSPECT, obtainCode, post, REDIRECT, redirectParams, registerClient, signIn, TOKEN, type RegisteredClient, type Tokens } from '../helpers/oauth2.js';
 
@@ -119,7 +121,7 @@ describe.each(DIALECTS)('OAuth 2.0 clients and the developer area on %s', (diale
     expect(json(res)).toMatchObject({ error: 'invalid_grant', error_description: expect.stringMatching(/PKCE/) });
   });
 
-  it('switching the client type through the generic link API revokes the same way and never brings an old secret back', async () => {
+  it('switching the client type through the generic link API revokes the same way, answers a new secret once, and never brings an old secret back', async () => {
     h = await createHarness(dialect);
     const admin = { authorization: h.adminBasic };
     const client = await registerClient(h);
@@ -128,22 +130,92 @@ describe.each(DIALECTS)('OAuth 2.0 clients and the developer area on %s', (diale
     const tokens = await exchange(h, client, await obtainCode(h, jar, client));
     const link = json<{ incoming: Array<{ type: string; config: Record<string, unknown> }> }>(await h.inject({ url: `/api/v1/links/${client.linkId}`, headers: admin }));
     const config = link.incoming.find((a) => a.type === 'oauth2')!.config;
-    const put = (confidential: boolean) => h.inject({ method: 'PUT', url: `/api/v1/links/${client.linkId}/incoming/oauth2`, headers: admin, payload: { ...config, confidential } });
+    const put = (confidential: boolean, more: Record<string, unknown> = {}) =>
+      h.inject({ method: 'PUT', url: `/api/v1/links/${client.linkId}/incoming/oauth2`, headers: admin, payload: { ...config, confidential, ...more } });
+    const storedSecrets = async () =>
+      Number((await withTables<OAuth2Tables>(h.services.store.db).selectFrom('oauth2_client_secrets').where('link_id', '=', client.linkId).select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
 
-    expect((await put(false)).statusCode).toBe(200);
+    // Confidential → public: everything revoked, every stored secret hash dropped (grace ones too), no secret answered.
+    await h.inject({ method: 'POST', url: `/api/v1/oauth2/clients/${client.clientId}/secret`, headers: admin, payload: { graceSeconds: 3600 } });
+    expect(await storedSecrets()).toBe(2);
+    const toPublic = await put(false);
+    expect(toPublic.statusCode, toPublic.body).toBe(200);
+    expect(json(toPublic).issuedSecrets).toBeUndefined();
+    expect(await storedSecrets()).toBe(0);
     const refresh = await post(h, TOKEN, { ...client, clientSecret: null }, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token });
     expect(json(refresh).error).toBe('invalid_grant');
     expect((await h.inject({ url: '/x', headers: { authorization: `Bearer ${tokens.access_token}` } })).statusCode).toBe(401);
+    // A secret presented by what is now a public client is refused.
+    const withSecret = await post(h, TOKEN, client, { grant_type: 'client_credentials' });
+    expect(withSecret.statusCode).toBe(401);
+    expect(json(withSecret).error).toBe('invalid_client');
 
-    const again = await put(true);
-    expect(again.statusCode).toBe(200);
-    // The old secret stays dead; the client has none until one is rotated (the generic API shows no secret).
-    expect(json(await post(h, INTROSPECT, client, { token: 'x' })).error).toBe('invalid_client');
+    // Public → confidential: the answer carries a new secret, this once, and it works at the token endpoint.
+    const robot = await userWithToken(h, 'robot');
+    const toConfidential = await put(true, { serviceAccountUserId: robot.user.id });
+    expect(toConfidential.statusCode, toConfidential.body).toBe(200);
+    const answered = json<{ issuedSecrets: { incoming: { oauth2: { clientSecret: string } } } }>(toConfidential);
+    const fresh = answered.issuedSecrets.incoming.oauth2.clientSecret;
+    expect(fresh).toMatch(/^alcs_/);
+    expect(fresh).not.toBe(client.clientSecret);
+    expect(Object.keys(answered.issuedSecrets)).toEqual(['incoming']);
+    expect(Object.keys(answered.issuedSecrets.incoming.oauth2)).toEqual(['clientSecret']);
+    expect(await storedSecrets()).toBe(1);
+    // The old secret stays dead; the new one authenticates with client_secret_basic.
+    expect(json(await post(h, TOKEN, client, { grant_type: 'client_credentials' })).error).toBe('invalid_client');
+    const renewed: RegisteredClient = { ...client, clientSecret: fresh };
+    const cc = await post(h, TOKEN, renewed, { grant_type: 'client_credentials' });
+    expect(cc.statusCode, cc.body).toBe(200);
+    expect(json(cc).access_token).toMatch(/^alat_/);
+    expect(json(await post(h, INTROSPECT, renewed, { token: 'x' }))).toEqual({ active: false });
+    // Nothing shows it again: the link, the list, the client, the audit log.
+    for (const url of [`/api/v1/links/${client.linkId}`, '/api/v1/links', `/api/v1/oauth2/clients/${client.clientId}`, '/api/v1/oauth2/clients', '/api/v1/audit']) {
+      const res = await h.inject({ url, headers: admin });
+      expect(res.statusCode, url).toBe(200);
+      expect(res.body, url).not.toContain(fresh);
+      expect(res.body, url).not.toContain('issuedSecrets');
+    }
     const view = json<{ secrets: unknown[]; warnings: string[] }>(await h.inject({ url: `/api/v1/oauth2/clients/${client.clientId}`, headers: admin }));
-    expect(view.secrets).toEqual([]);
-    expect(view.warnings.join(' ')).toMatch(/no secret yet/);
-    const rotated = json<{ clientSecret: string }>(await h.inject({ method: 'POST', url: `/api/v1/oauth2/clients/${client.clientId}/secret`, headers: admin, payload: {} }));
-    expect(json(await post(h, INTROSPECT, { ...client, clientSecret: rotated.clientSecret }, { token: 'x' }))).toEqual({ active: false });
+    expect(view.secrets).toHaveLength(1);
+    expect(view.warnings.join(' ')).not.toMatch(/no secret/);
+    // The audit log records the change and that a secret was issued, never the secret.
+    const audit = json<{ entries: Array<{ action: string; details: Record<string, unknown> }> }>(await h.inject({ url: '/api/v1/audit?action=link.incoming.set', headers: admin }));
+    // (Two changes: to public, which issued nothing, and to confidential; one clock tick, so in either order.)
+    expect(audit.entries.map((e) => e.details)).toEqual(
+      expect.arrayContaining([{ type: 'oauth2', issued: ['incoming.oauth2.clientSecret'] }, expect.not.objectContaining({ issued: expect.anything() })]),
+    );
+    expect(audit.entries.filter((e) => e.details.issued !== undefined)).toHaveLength(1);
+
+    // A change that keeps it confidential answers no secret and keeps the one it has.
+    const same = await put(true, { serviceAccountUserId: robot.user.id, scopes: ['READ'] });
+    expect(same.statusCode, same.body).toBe(200);
+    expect(json(same).issuedSecrets).toBeUndefined();
+    expect((await post(h, TOKEN, renewed, { grant_type: 'client_credentials' })).statusCode).toBe(200);
+  });
+
+  it('a confidential client created through the generic link API, or given a new client id there, gets its secret in that answer', async () => {
+    h = await createHarness(dialect);
+    const admin = { authorization: h.adminBasic };
+    const robot = await userWithToken(h, 'robot');
+    const config = { clientId: 'generic-client-1', confidential: true, redirectUris: [REDIRECT], scopes: ['READ'], serviceAccountUserId: robot.user.id };
+    const created = await h.inject({ method: 'POST', url: '/api/v1/links', headers: admin, payload: { name: 'Generic', incoming: { oauth2: config } } });
+    expect(created.statusCode, created.body).toBe(201);
+    const c = json<{ id: string; issuedSecrets: { incoming: { oauth2: { clientSecret: string } } } }>(created);
+    const first: RegisteredClient = { clientId: config.clientId, clientSecret: c.issuedSecrets.incoming.oauth2.clientSecret, linkId: c.id };
+    expect((await post(h, TOKEN, first, { grant_type: 'client_credentials' })).statusCode).toBe(200);
+    // A new client id is a new client: the old secret goes with the old client, the new one is answered.
+    const renamed = await h.inject({ method: 'PUT', url: `/api/v1/links/${c.id}/incoming/oauth2`, headers: admin, payload: { ...config, clientId: 'generic-client-2' } });
+    expect(renamed.statusCode, renamed.body).toBe(200);
+    const second: RegisteredClient = { clientId: 'generic-client-2', clientSecret: json<{ issuedSecrets: { incoming: { oauth2: { clientSecret: string } } } }>(renamed).issuedSecrets.incoming.oauth2.clientSecret, linkId: c.id };
+    expect(json(await post(h, TOKEN, { ...second, clientSecret: first.clientSecret }, { grant_type: 'client_credentials' })).error).toBe('invalid_client');
+    expect((await post(h, TOKEN, second, { grant_type: 'client_credentials' })).statusCode).toBe(200);
+    // A public client gets none; a link without a confidential client never carries the field.
+    const pub = await h.inject({ method: 'POST', url: '/api/v1/links', headers: admin, payload: { name: 'Public', incoming: { oauth2: { clientId: 'generic-public', confidential: false, redirectUris: [REDIRECT], scopes: ['READ'] } } } });
+    expect(pub.statusCode, pub.body).toBe(201);
+    expect(json(pub).issuedSecrets).toBeUndefined();
+    // The OpenAPI document says where the secret is answered.
+    const doc = (await h.inject({ url: '/api/v1/openapi.json', headers: admin })).body;
+    expect(doc).toContain('issuedSecrets');
   });
 
   it('caps live tokens at the client’s current scopes at once, and ends client_credentials tokens when the service account changes', async () => {

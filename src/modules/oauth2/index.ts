@@ -78,6 +78,9 @@ export const oauth2Module: ProtocolModule = {
       async onAuthChanged(change) {
         if (change.direction === 'incoming' && change.type === OAUTH2_TYPE) await oauth.clientChanged(change);
       },
+      async onAuthSet(set) {
+        if (set.direction === 'incoming' && set.type === OAUTH2_TYPE) return oauth.clientSet(set);
+      },
       start() {
         const timers = [
           setInterval(() => void oauth.flushLastUsed().catch((err: unknown) => s.logger.warn({ err }, 'oauth2: could not write grant last-use times')), 10_000),

@@ -1,14 +1,12 @@
-import { hashToken, randomToken } from '../../crypto/tokens.js';
 import { AppError } from '../../errors/index.js';
 import { covers, normalize, SCOPES, type Scope } from '../../protocols/oauth2/scopes.js';
 import type { Actor } from '../../services/audit.js';
 import type { Services } from '../../services/index.js';
-import type { Within } from '../../services/links.js';
+import type { LinkWritten, Within } from '../../services/links.js';
 import type { UserRecord } from '../../storage/repositories/users.js';
-import { uuidv7 } from '../../util/ids.js';
 import { clientSpec, OAUTH2_TYPE, toClient, type Client, type ClientConfig } from './clients.js';
 import { OAuth2Repository } from './repository.js';
-import { CLIENT_SECRET_PREFIX, OAuth2Service } from './service.js';
+import { OAuth2Service } from './service.js';
 
 /** What an administrator (or a developer, for their own app) registers. */
 export interface ClientInput {
@@ -69,20 +67,17 @@ export class ClientManager {
       serviceAccountUserId: await this.serviceAccountId(input.serviceAccount),
     };
     if (input.requirePkce !== undefined) config.requirePkce = input.requirePkce;
-    const clientSecret = confidential ? randomToken(CLIENT_SECRET_PREFIX) : undefined;
-    // The secret, the owner and the audit entry are written in the link's own transaction:
-    // a failure leaves nothing half-registered.
+    // The secret (issued by OAuth2Service.clientSet for a confidential client), the owner and the
+    // audit entry are written in the link's own transaction: a failure leaves nothing half-registered.
     const within: Within = async (repos, trx, linkId) => {
-      const r = new OAuth2Repository(trx);
-      const now = this.s.clock.now();
-      if (clientSecret) await r.addSecret({ id: uuidv7(now), linkId, secretHash: hashToken(clientSecret), createdAt: now, expiresAt: null });
-      if (owner) await r.setOwner(linkId, owner.id, now);
+      if (owner) await new OAuth2Repository(trx).setOwner(linkId, owner.id, this.s.clock.now());
       await this.s.audit.record(
         actor,
         { action: 'oauth2.client.create', target: { type: 'link', id: linkId, name: input.name }, details: { clientId: config.clientId, confidential, scopes: config.scopes, developer: owner !== undefined } },
         repos,
       );
     };
+    let written: LinkWritten;
     if (input.linkId !== undefined) {
       const link = await this.s.store.links.findById(input.linkId);
       if (!link) throw new AppError('validation_failed', { field: 'linkId', message: 'linkId: no such application link.' });
@@ -90,17 +85,17 @@ export class ClientManager {
         throw new AppError('conflict', { message: 'This link already has an OAuth 2.0 client; change or delete that one.' });
       }
       config.name = input.name;
-      await this.s.links.setAuth(link.id, 'incoming', OAUTH2_TYPE, config as unknown as Record<string, unknown>, actor, within);
+      written = await this.s.links.setAuth(link.id, 'incoming', OAUTH2_TYPE, config as unknown as Record<string, unknown>, actor, within);
     } else {
       const linkName = owner ? `${input.name} (${owner.username})` : input.name;
       if (owner) config.name = input.name;
-      await this.s.links.create(
+      written = await this.s.links.create(
         { name: linkName, url: input.url ?? null, applicationType: input.applicationType ?? 'generic', incoming: { [OAUTH2_TYPE]: config as unknown as Record<string, unknown> } },
         actor,
         within,
       );
     }
-    return { client: await this.view(await this.byClientId(config.clientId)), clientSecret };
+    return { client: await this.view(await this.byClientId(config.clientId)), clientSecret: issuedSecret(written) };
   }
 
   /** The client registered under a client id, or not_found. */
@@ -119,29 +114,21 @@ export class ClientManager {
 
   /**
    * Changes a client. Changing its type revokes everything it holds and deletes its secrets (see
-   * OAuth2Service.clientChanged); a client made confidential gets a new secret, answered this once.
+   * OAuth2Service.clientChanged); a client made confidential gets a new secret (clientSet),
+   * answered this once, as the generic link API answers it.
    */
   async update(client: Client, patch: ClientPatch, actor: Actor): Promise<{ client: ClientView; clientSecret: string | undefined }> {
     const auth = await this.s.store.links.findAuth(client.linkId, 'incoming', OAUTH2_TYPE);
     if (!auth) throw new AppError('not_found', { message: 'No OAuth 2.0 client with this client id.' });
     const config = { ...(auth.config as ClientConfig) };
-    const wasConfidential = config.confidential;
     if (patch.name !== undefined) config.name = patch.name;
     if (patch.confidential !== undefined) config.confidential = patch.confidential;
     if (patch.redirectUris !== undefined) config.redirectUris = patch.redirectUris;
     if (patch.scopes !== undefined) config.scopes = normalize(patch.scopes);
     if (patch.requirePkce !== undefined) config.requirePkce = patch.requirePkce;
     if (patch.serviceAccount !== undefined) config.serviceAccountUserId = await this.serviceAccountId(patch.serviceAccount);
-    const clientSecret = config.confidential && !wasConfidential ? randomToken(CLIENT_SECRET_PREFIX) : undefined;
-    // Written after the change has deleted the secrets of the client's previous life.
-    const within: Within | undefined = clientSecret
-      ? async (_repos, trx, linkId) => {
-          const now = this.s.clock.now();
-          await new OAuth2Repository(trx).addSecret({ id: uuidv7(now), linkId, secretHash: hashToken(clientSecret), createdAt: now, expiresAt: null });
-        }
-      : undefined;
-    await this.s.links.setAuth(client.linkId, 'incoming', OAUTH2_TYPE, config as unknown as Record<string, unknown>, actor, within);
-    return { client: await this.view(await this.byClientId(client.clientId)), clientSecret };
+    const written = await this.s.links.setAuth(client.linkId, 'incoming', OAUTH2_TYPE, config as unknown as Record<string, unknown>, actor);
+    return { client: await this.view(await this.byClientId(client.clientId)), clientSecret: issuedSecret(written) };
   }
 
   /**
@@ -211,4 +198,9 @@ export class ClientManager {
     if (!user) throw new AppError('validation_failed', { field: 'serviceAccount', message: 'serviceAccount: no such user.' });
     return user.id;
   }
+}
+
+/** The client secret a write of a link's `oauth2` configuration generated, if it made the client confidential. */
+export function issuedSecret(written: LinkWritten): string | undefined {
+  return written.issuedSecrets?.incoming?.[OAUTH2_TYPE]?.clientSecret;
 }

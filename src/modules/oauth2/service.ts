@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { constantTimeEqual, hashToken, randomToken } from '../../crypto/tokens.js';
 import { AppError } from '../../errors/index.js';
-import type { AuthChange } from '../../auth/registry.js';
+import type { AuthChange, AuthSet, IssuedSecrets } from '../../auth/registry.js';
 import type { ClientCredentials } from '../../protocols/oauth2/client-auth.js';
 import { checkCodeVerifier } from '../../protocols/oauth2/pkce.js';
 import { capAt, capForUser, closure, covers, formatScope, parseScope, type Scope } from '../../protocols/oauth2/scopes.js';
@@ -722,8 +722,8 @@ export class OAuth2Service {
    * is a change of who can act as the client: what a confidential client holds (refresh tokens,
    * codes issued without PKCE) would be redeemable with its bare client_id once it is public, and
    * its old secret would work again once it is confidential. So the client starts over: every
-   * consent, code, grant and token is revoked and its secrets deleted (the admin API issues a new
-   * one in the same transaction when the client becomes confidential).
+   * consent, code, grant and token is revoked and its secrets deleted (`clientSet` then issues a
+   * new one in the same transaction when the client becomes confidential).
    */
   async clientChanged(change: AuthChange): Promise<void> {
     const before = change.before as ClientConfig;
@@ -743,6 +743,23 @@ export class OAuth2Service {
       await new OAuth2Repository(change.trx).deleteClientCredentialsTokens(change.linkId);
     }
     // Narrowed scopes need no revocation: every use of a token is capped at the client's current scopes.
+  }
+
+  /**
+   * Inside the transaction that sets a link's `oauth2` configuration, after `clientChanged` or
+   * `clientRemoved`: a client that is confidential now and was not a moment ago (a new client, a
+   * new client id, or a public client made confidential) has no secret, and nothing else can ever
+   * show one, so it gets one here, answered to whoever set the configuration, shown this once.
+   * Whichever path made the change (the client API, the generic link API, the CLI), the client can
+   * authenticate as soon as the answer arrives. A client that stays confidential keeps its secrets.
+   */
+  async clientSet(set: AuthSet): Promise<IssuedSecrets | undefined> {
+    const after = set.after as ClientConfig;
+    if (!after.confidential || (set.before as ClientConfig | undefined)?.confidential === true) return undefined;
+    const clientSecret = randomToken(CLIENT_SECRET_PREFIX);
+    const now = this.now;
+    await new OAuth2Repository(set.trx).addSecret({ id: uuidv7(now), linkId: set.linkId, secretHash: hashToken(clientSecret), createdAt: now, expiresAt: null });
+    return { clientSecret };
   }
 
   /**

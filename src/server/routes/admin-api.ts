@@ -7,7 +7,7 @@ import { apiTokenView } from '../../services/api-tokens.js';
 import { actorOf } from '../../services/audit.js';
 import type { Authorization } from '../../services/authorizations.js';
 import type { Services } from '../../services/index.js';
-import type { LinkView } from '../../services/links.js';
+import type { LinkView, LinkWritten } from '../../services/links.js';
 import type { ApiTokenRecord } from '../../storage/repositories/api-tokens.js';
 import type { UserRecord } from '../../storage/repositories/users.js';
 import { adminOnly, credentialAdminOnly, principalOf, requireUnscoped, requireUser, usersOnly } from '../auth.js';
@@ -47,6 +47,11 @@ export function linkJson(l: LinkView) {
     createdAt: S.iso(l.createdAt),
     updatedAt: S.iso(l.updatedAt),
   };
+}
+
+/** A link as a write answers it: with `issuedSecrets` when the write generated any (shown this once). */
+export function linkWrittenJson(l: LinkWritten) {
+  return { ...linkJson(l), ...(l.issuedSecrets ? { issuedSecrets: l.issuedSecrets } : {}) };
 }
 
 function parseExpiry(value: string | null | undefined): number | null {
@@ -277,7 +282,7 @@ export async function adminApi(root: FastifyInstance, s: Services): Promise<void
   app.get('/api/v1/links', { preValidation: admin, schema: { tags: ['links'], summary: 'List application links', response: { 200: S.LinkList, ...errors } } }, async () => ({
     links: (await s.links.list()).map(linkJson),
   }));
-  app.post('/api/v1/links', { preValidation: admin, schema: { tags: ['links'], summary: 'Create an application link', body: LinkCreate, response: { 201: S.Link, ...errors } } }, async (request, reply) => {
+  app.post('/api/v1/links', { preValidation: admin, schema: { tags: ['links'], summary: 'Create an application link (secrets it generates, such as a confidential OAuth 2.0 client\'s, are answered once in issuedSecrets)', body: LinkCreate, response: { 201: S.LinkWritten, ...errors } } }, async (request, reply) => {
     const b = request.body as { name: string; url?: string | null; applicationType?: string; incoming?: Record<string, Record<string, unknown>>; outgoing?: Record<string, Record<string, unknown>> };
     if (b.incoming || b.outgoing) requireUnscoped(await principalOf(s, request), 'Authentication settings can be given');
     const link = await s.links.create(
@@ -290,7 +295,7 @@ export async function adminApi(root: FastifyInstance, s: Services): Promise<void
       },
       await actor(request),
     );
-    return reply.code(201).header('location', `/api/v1/links/${link.id}`).send(linkJson(link));
+    return reply.code(201).header('location', `/api/v1/links/${link.id}`).send(linkWrittenJson(link));
   });
   app.get('/api/v1/links/:id', { preValidation: admin, schema: { tags: ['links'], summary: 'Get an application link', params: S.IdParams, response: { 200: S.Link, ...errors } } }, async (request) =>
     linkJson(await s.links.get(request.params.id)),
@@ -319,15 +324,16 @@ export async function adminApi(root: FastifyInstance, s: Services): Promise<void
       preValidation: credentialAdmin,
       schema: {
         tags: ['links'],
-        summary: "Set one authentication type's configuration on one side of a link (secret fields left out keep their values)",
+        summary:
+          "Set one authentication type's configuration on one side of a link (secret fields left out keep their values; a secret it generates, such as the clientSecret of an OAuth 2.0 client made confidential, is answered once in issuedSecrets)",
         params: S.LinkAuthParams,
         body: Type.Record(Type.String(), Type.Unknown()),
-        response: { 200: S.Link, ...errors },
+        response: { 200: S.LinkWritten, ...errors },
       },
     },
     async (request) => {
       const { id, direction, type } = request.params;
-      return linkJson(await s.links.setAuth(id, direction, type, request.body, await actor(request)));
+      return linkWrittenJson(await s.links.setAuth(id, direction, type, request.body, await actor(request)));
     },
   );
   app.delete(

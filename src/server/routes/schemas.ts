@@ -123,6 +123,20 @@ export const Link = Type.Object({
   createdAt: Time,
   updatedAt: Time,
 });
+const SecretsByType = Type.Record(Type.String(), Type.Record(Type.String(), Type.String()));
+/** What a write that creates or configures a link answers: the link, and the secrets it generated, this once. */
+export const LinkWritten = Type.Object({
+  ...Link.properties,
+  issuedSecrets: Type.Optional(
+    Type.Object(
+      { incoming: Type.Optional(SecretsByType), outgoing: Type.Optional(SecretsByType) },
+      {
+        description:
+          'Secrets this write generated, by side, type and field, e.g. incoming.oauth2.clientSecret when it created a confidential OAuth 2.0 client or made a public one confidential. Shown this once: only a hash is stored and no later answer contains them. Absent when the write generated none.',
+      },
+    ),
+  ),
+});
 export const LinkList = Type.Object({ links: Type.Array(Link) });
 export const LinkUpdate = Type.Object(
   {
