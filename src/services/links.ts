@@ -5,7 +5,7 @@ import type { AuthSet, AuthTypeDescriptor, AuthTypeRegistry, Forgotten, IssuedSe
 import { SealError, type Keyring } from '../crypto/keyring.js';
 import { AppError } from '../errors/index.js';
 import { parseManifest, type Manifest } from '../protocols/applinks/manifest.js';
-import { UniqueViolation, type Executor } from '../storage/repositories/common.js';
+import { isForeignKeyViolation, UniqueViolation, type Executor } from '../storage/repositories/common.js';
 import type { Direction, LinkAuthRecord, LinkRecord } from '../storage/repositories/links.js';
 import type { Repositories, Store } from '../storage/store.js';
 import type { Clock } from '../util/clock.js';
@@ -190,6 +190,10 @@ export class LinkService {
   /**
    * Sets one type's configuration on one side. Omitted secret fields keep their stored values.
    * Answers the secrets a module generated for it (a client made confidential), this once.
+   * The link and the configuration are read before the transaction: a configuration added
+   * meanwhile (another request, another instance) is a `conflict`, never silently replaced (what
+   * that one's `within` wrote, a client secret, would then vouch for this one); a link deleted
+   * meanwhile is `not_found`, with nothing written.
    */
   async setAuth(id: string, direction: Direction, type: string, config: Record<string, unknown>, actor: Actor, within?: Within): Promise<LinkWritten> {
     const link = await this.store.links.findById(id);
@@ -197,9 +201,10 @@ export class LinkService {
     const existing = await this.store.links.findAuth(id, direction, type);
     const auth = await this.prepareAuth(id, direction, type, config, existing, this.clock.now());
     const issued: IssuedByType = {};
-    await this.conflictsAsAppErrors(link.name, () =>
+    const write = () =>
       this.store.transaction(async (repos, trx) => {
-        await repos.links.upsertAuth(auth);
+        if (existing) await repos.links.upsertAuth(auth);
+        else await repos.links.insertAuth(auth);
         // A new lookup key (consumer key, client id) is a different client: what the old one was
         // issued goes. Otherwise each module revokes what the changed configuration no longer vouches for.
         const sameKey = existing !== undefined && existing.lookupKey === auth.lookupKey;
@@ -211,10 +216,30 @@ export class LinkService {
         const names = await this.issue({ trx, repos, actor, linkId: id, direction, type, before: sameKey ? existing.config : undefined, after: auth.config }, issued);
         await this.audit.record(actor, { action: `link.${direction}.set`, target: { type: 'link', id, name: link.name }, details: { type, ...forgotten, ...(names.length > 0 ? { issued: names } : {}) } }, repos);
         await within?.(repos, trx, id);
-      }),
-    );
+      });
+    await this.raceAsAppErrors(id, direction, type, existing, () => this.conflictsAsAppErrors(link.name, write));
     this.revocations.link(id);
     return withIssued(await this.get(id), issued);
+  }
+
+  /**
+   * What a configuration write refused because of a concurrent change means: the link deleted
+   * (foreign key) is `not_found`; a configuration of this type that appeared since it was read
+   * absent is a `conflict`. Either way the transaction wrote nothing.
+   */
+  private async raceAsAppErrors<T>(id: string, direction: Direction, type: string, existing: LinkAuthRecord | undefined, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (isForeignKeyViolation(error) && !(await this.store.links.findById(id))) {
+        this.revocations.link(id);
+        throw new AppError('not_found', { message: 'No such application link: it was deleted meanwhile.', cause: error });
+      }
+      if (error instanceof AppError && error.code === 'conflict' && !existing && (await this.store.links.findAuth(id, direction, type))) {
+        throw new AppError('conflict', { message: `The link was given an ${direction} ${type} configuration meanwhile; look at it and try again.`, cause: error });
+      }
+      throw error;
+    }
   }
 
   /** Removes one type from one side; tokens issued through it stop working at once. */

@@ -51,6 +51,8 @@ export interface LinkRepository {
   findAuth(linkId: string, direction: Direction, type: string): Promise<LinkAuthRecord | undefined>;
   findAuthByLookupKey(direction: Direction, type: string, lookupKey: string): Promise<LinkAuthRecord | undefined>;
   upsertAuth(auth: LinkAuthRecord): Promise<void>;
+  /** Adds a configuration the link does not have: one that exists (written meanwhile) throws UniqueViolation, as a taken lookup key does. */
+  insertAuth(auth: LinkAuthRecord): Promise<void>;
   deleteAuth(linkId: string, direction: Direction, type: string): Promise<boolean>;
   /** Rewrites sealed secrets (key rotation). */
   setSealedSecrets(linkId: string, direction: Direction, type: string, secretsSealed: string): Promise<void>;
@@ -143,17 +145,7 @@ export class KyselyLinkRepository implements LinkRepository {
   }
 
   async upsertAuth(a: LinkAuthRecord): Promise<void> {
-    const values = {
-      link_id: a.linkId,
-      direction: a.direction,
-      type: a.type,
-      config: JSON.stringify(a.config),
-      secrets_sealed: a.secretsSealed,
-      secret_fields: a.secretFields ? JSON.stringify(a.secretFields) : null,
-      lookup_key: a.lookupKey,
-      created_at: a.createdAt,
-      updated_at: a.updatedAt,
-    };
+    const values = authValues(a);
     await uniquely(() =>
       this.db
         .insertInto('link_auth')
@@ -169,6 +161,10 @@ export class KyselyLinkRepository implements LinkRepository {
         )
         .execute(),
     );
+  }
+
+  async insertAuth(a: LinkAuthRecord): Promise<void> {
+    await uniquely(() => this.db.insertInto('link_auth').values(authValues(a)).execute());
   }
 
   async deleteAuth(linkId: string, direction: Direction, type: string): Promise<boolean> {
@@ -215,5 +211,19 @@ function toAuth(row: Selectable<LinkAuthTable>): LinkAuthRecord {
     lookupKey: row.lookup_key,
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
+  };
+}
+
+function authValues(a: LinkAuthRecord) {
+  return {
+    link_id: a.linkId,
+    direction: a.direction,
+    type: a.type,
+    config: JSON.stringify(a.config),
+    secrets_sealed: a.secretsSealed,
+    secret_fields: a.secretFields ? JSON.stringify(a.secretFields) : null,
+    lookup_key: a.lookupKey,
+    created_at: a.createdAt,
+    updated_at: a.updatedAt,
   };
 }
