@@ -212,7 +212,9 @@ export async function oauth2Api(root: FastifyInstance, s: Services, oauth: OAuth
     // A scoped credential (an OAuth token) must not register applications that act for the user.
     requireUnscoped(p, 'Applications can be managed');
     if (changes) manager.checkDeveloperInput(undefined);
-    const user = await s.users.get(p.user.id);
+    // Read from the store, not the session's cache: deleted meanwhile (another instance), the user is asked to sign in again.
+    const user = await s.store.users.findById(p.user.id);
+    if (!user) throw new AppError('unauthenticated', { message: 'Your account was removed.' });
     return { user, actor: actorOf(p, request.ip) };
   };
   const defaultScopes = (): Scope[] => closure([s.config.oauth2DeveloperMaxScope === 'READ' ? 'READ' : 'WRITE']);

@@ -3,6 +3,7 @@ import { covers, normalize, SCOPES, type Scope } from '../../protocols/oauth2/sc
 import type { Actor } from '../../services/audit.js';
 import type { Services } from '../../services/index.js';
 import type { LinkWritten, Within } from '../../services/links.js';
+import { isForeignKeyViolation } from '../../storage/repositories/common.js';
 import type { UserRecord } from '../../storage/repositories/users.js';
 import { clientSpec, OAUTH2_TYPE, toClient, type Client, type ClientConfig } from './clients.js';
 import { OAuth2Repository } from './repository.js';
@@ -89,11 +90,21 @@ export class ClientManager {
     } else {
       const linkName = owner ? `${input.name} (${owner.username})` : input.name;
       if (owner) config.name = input.name;
-      written = await this.s.links.create(
-        { name: linkName, url: input.url ?? null, applicationType: input.applicationType ?? 'generic', incoming: { [OAUTH2_TYPE]: config as unknown as Record<string, unknown> } },
-        actor,
-        within,
-      );
+      try {
+        written = await this.s.links.create(
+          { name: linkName, url: input.url ?? null, applicationType: input.applicationType ?? 'generic', incoming: { [OAUTH2_TYPE]: config as unknown as Record<string, unknown> } },
+          actor,
+          within,
+        );
+      } catch (error) {
+        // The developer was deleted (here or on another instance) since their session was read:
+        // the owner row names no user, so the whole registration is rolled back.
+        if (owner && isForeignKeyViolation(error) && !(await this.s.store.users.findById(owner.id))) {
+          this.s.revocations.user(owner.id);
+          throw new AppError('unauthenticated', { message: 'Your account was removed: nothing was registered.', cause: error });
+        }
+        throw error;
+      }
     }
     return { client: await this.view(await this.byClientId(config.clientId)), clientSecret: issuedSecret(written) };
   }

@@ -210,12 +210,23 @@ export class OAuth2Service {
     if (!client.confidential) throw new AppError('validation_failed', { field: 'confidential', message: 'A public client has no secret.' });
     const secret = randomToken(CLIENT_SECRET_PREFIX);
     const now = this.now;
-    await this.s.store.transaction(async (repos, trx) => {
-      const r = new OAuth2Repository(trx);
-      await r.expireSecrets(client.linkId, now + graceSeconds * 1000);
-      await r.addSecret({ id: uuidv7(now), linkId: client.linkId, secretHash: hashToken(secret), createdAt: now, expiresAt: null });
-      await this.s.audit.record(actor, { action: 'oauth2.client.secret.rotate', target: { type: 'link', id: client.linkId, name: client.linkName }, details: { clientId: client.clientId, graceSeconds } }, repos);
-    });
+    const removed = new AppError('not_found', { message: 'No OAuth 2.0 client with this client id: it was removed meanwhile.' });
+    try {
+      await this.s.store.transaction(async (repos, trx) => {
+        // The client was read from a cache: removed meanwhile with its link kept, a secret written
+        // now would outlive it and vouch for the next client registered on that link.
+        if ((await repos.links.findAuth(client.linkId, 'incoming', OAUTH2_TYPE))?.lookupKey !== client.clientId) throw removed;
+        const r = new OAuth2Repository(trx);
+        await r.expireSecrets(client.linkId, now + graceSeconds * 1000);
+        await r.addSecret({ id: uuidv7(now), linkId: client.linkId, secretHash: hashToken(secret), createdAt: now, expiresAt: null });
+        await this.s.audit.record(actor, { action: 'oauth2.client.secret.rotate', target: { type: 'link', id: client.linkId, name: client.linkName }, details: { clientId: client.clientId, graceSeconds } }, repos);
+      });
+    } catch (error) {
+      // Or its link deleted after the check (another instance): the secret names no link.
+      if (error !== removed && !isForeignKeyViolation(error)) throw error;
+      this.s.revocations.link(client.linkId);
+      throw removed;
+    }
     this.s.revocations.credential(`client:${client.linkId}`);
     return secret;
   }
@@ -489,9 +500,11 @@ export class OAuth2Service {
         expiresAt: now + this.accessTtlMs,
       });
     } catch (error) {
-      // The client's link or its service account was deleted (on another instance) since they were read.
-      if (isForeignKeyViolation(error)) throw new AppError('oauth2_invalid_client', { message: 'This client, or its service account, has just been removed.' });
-      throw error;
+      // The client's link or its service account was deleted (on another instance) since they were
+      // read: the same answers as when either is seen gone (invalid_client; unauthorized_client above).
+      if (!isForeignKeyViolation(error)) throw error;
+      if ((await this.removedMeanwhile(client, user.id)) === 'client') throw new AppError('oauth2_invalid_client', { message: 'This client has just been removed.', cause: error });
+      throw new AppError('oauth2_unauthorized_client', { message: 'The service account of this client has just been deleted: it may not use client_credentials now.', cause: error });
     }
     return { access_token: access, token_type: 'Bearer', expires_in: this.s.config.oauth2AccessTokenTtlSeconds, scope: formatScope(scopes) };
   }
