@@ -182,19 +182,27 @@ export class OAuth1Provider {
     const secret = randomBytes(24).toString('base64url');
     const tokenHash = hashToken(token);
     const now = this.now;
-    await this.repo.insertRequestToken({
-      tokenHash,
-      linkId: consumer.linkId,
-      consumerKey: consumer.key,
-      secretSealed: this.s.keyring.seal(secret, sealContexts.requestSecret(tokenHash)),
-      callback,
-      version,
-      state: 'pending',
-      userId: null,
-      verifierHash: null,
-      createdAt: now,
-      expiresAt: now + this.s.config.oauth1RequestTokenTtlSeconds * 1000,
-    });
+    try {
+      await this.repo.insertRequestToken({
+        tokenHash,
+        linkId: consumer.linkId,
+        consumerKey: consumer.key,
+        secretSealed: this.s.keyring.seal(secret, sealContexts.requestSecret(tokenHash)),
+        callback,
+        version,
+        state: 'pending',
+        userId: null,
+        verifierHash: null,
+        createdAt: now,
+        expiresAt: now + this.s.config.oauth1RequestTokenTtlSeconds * 1000,
+      });
+    } catch (error) {
+      // The consumer was read from a cache: its link deleted meanwhile (here or on another
+      // instance), the token names no link and nothing is written. As for an unknown consumer.
+      if (!isForeignKeyViolation(error)) throw error;
+      this.s.revocations.link(consumer.linkId);
+      throw this.problem('oauth1_consumer_key_unknown', { advice: 'The application link of this consumer was removed.', detail: 'foreign key refused the request token: link removed' });
+    }
     const pairs: Array<[string, string]> = [
       ['oauth_token', token],
       ['oauth_token_secret', secret],
