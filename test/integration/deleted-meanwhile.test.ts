@@ -5,6 +5,7 @@ import { hashToken } from '../../src/crypto/tokens.js';
 import { oauth1Of } from '../../src/modules/oauth1/index.js';
 import { OAuth1Repository } from '../../src/modules/oauth1/repository.js';
 import { oauth2Of } from '../../src/modules/oauth2/index.js';
+import { ClientManager } from '../../src/modules/oauth2/management.js';
 import { OAuth2Repository } from '../../src/modules/oauth2/repository.js';
 import { createHarness, DIALECTS, json, userWithToken, type Harness } from '../helpers/harness.js';
 import { ACCESS_TOKEN, AUTHORIZE as OAUTH1_AUTHORIZE, CALLBACK, dance, formOf, problemOf, registerConsumer, REQUEST_TOKEN, signedInject, type TestConsumer } from '../helpers/oauth1.js';
@@ -28,7 +29,7 @@ describe.each(DIALECTS)('deleted while in use, on %s', (dialect) => {
   let jar: CookieJar;
   let aliceId: string;
   beforeEach(async () => {
-    h = await createHarness(dialect);
+    h = await createHarness(dialect, { config: { oauth2DeveloperApps: true } });
     aliceId = (await userWithToken(h, 'alice', { password: 'alice-password' })).user.id;
     jar = await signIn(h, 'alice', 'alice-password');
   });
@@ -190,6 +191,125 @@ describe.each(DIALECTS)('deleted while in use, on %s', (dialect) => {
       expect(await count('oauth2_tokens')).toBe(0);
       expect(await audited('oauth2.grant.revoke')).toBe(0);
     });
+
+    describe('client_credentials', () => {
+      /** A service account's client whose first token warmed this instance's caches (client, secret, user). */
+      const serviceClient = async () => {
+        const robot = (await userWithToken(h, 'robot')).user;
+        const client = await registerClient(h, { serviceAccount: 'robot', redirectUris: [] });
+        expect((await post(h, TOKEN, client, { grant_type: 'client_credentials' })).statusCode).toBe(200);
+        return { robot, client };
+      };
+
+      it('answers invalid_client when the client is deleted on another instance', async () => {
+        const { client } = await serviceClient();
+        await deleteLinkElsewhere(client.linkId);
+        const res = await post(h, TOKEN, client, { grant_type: 'client_credentials' });
+        expect([res.statusCode, json(res).error], res.body).toEqual([401, 'invalid_client']);
+        expect(res.headers['www-authenticate']).toBeDefined();
+        expect(await count('oauth2_tokens')).toBe(0);
+        noErrorLogged();
+      });
+
+      it('answers unauthorized_client, as for a service account seen deleted, when it is deleted on another instance', async () => {
+        const { robot, client } = await serviceClient();
+        await deleteUserElsewhere(robot.id);
+        const res = await post(h, TOKEN, client, { grant_type: 'client_credentials' });
+        expect([res.statusCode, json(res).error], res.body).toEqual([400, 'unauthorized_client']);
+        expect(await count('oauth2_tokens')).toBe(0);
+        noErrorLogged();
+      });
+    });
+
+    describe('registering and changing clients', () => {
+      const nothingRegistered = async () => {
+        expect(await count('link_auth')).toBe(0);
+        expect(await count('oauth2_client_secrets')).toBe(0);
+        expect(await count('oauth2_client_owners')).toBe(0);
+        expect(await audited('oauth2.client.create')).toBe(0);
+      };
+
+      it('asks a developer deleted while registering an application to sign in again; nothing is registered', async () => {
+        const { user, bearer } = await userWithToken(h, 'dev');
+        // Deleted on another instance after this request read the user, before it wrote.
+        vi.spyOn(ClientManager.prototype, 'count').mockImplementationOnce(async () => {
+          await deleteUserElsewhere(user.id);
+          return 0;
+        });
+        const res = await h.inject({ method: 'POST', url: '/api/v1/me/oauth2/clients', headers: { authorization: bearer }, payload: { name: 'Mine', redirectUris: ['https://mine.example/cb'] } });
+        expect([res.statusCode, json(res).error], res.body).toEqual([401, 'unauthenticated']);
+        expect(await count('links')).toBe(0);
+        await nothingRegistered();
+        noErrorLogged();
+      });
+
+      /** Deletes the link, or gives it a client, when the admin API has read it and before it writes. */
+      const betweenReadsAndWrites = (onRead: number, change: () => Promise<void>) => {
+        const links = h.services.store.links;
+        const findAuth = links.findAuth.bind(links);
+        let reads = 0;
+        vi.spyOn(links, 'findAuth').mockImplementation(async (...args) => {
+          const found = await findAuth(...args);
+          if (++reads === onRead) await change();
+          return found;
+        });
+      };
+
+      it('answers not_found when the link is deleted while a client is registered on it; nothing is written', async () => {
+        const link = json<{ id: string }>(await h.inject({ method: 'POST', url: '/api/v1/links', headers: { authorization: h.adminBasic }, payload: { name: 'Existing' } }));
+        // The second read is the link service's, just before its transaction.
+        betweenReadsAndWrites(2, () => deleteLinkElsewhere(link.id));
+        const res = await h.inject({ method: 'POST', url: '/api/v1/oauth2/clients', headers: { authorization: h.adminBasic }, payload: { name: 'On it', linkId: link.id, redirectUris: [REDIRECT] } });
+        expect([res.statusCode, json(res).error], res.body).toEqual([404, 'not_found']);
+        await nothingRegistered();
+        noErrorLogged();
+      });
+
+      it('answers conflict, and keeps the first, when two clients are registered on one link at once', async () => {
+        const link = json<{ id: string }>(await h.inject({ method: 'POST', url: '/api/v1/links', headers: { authorization: h.adminBasic }, payload: { name: 'Existing' } }));
+        let first: RegisteredClient | undefined;
+        // Both requests read the link without a client; the other one commits first.
+        betweenReadsAndWrites(2, async () => {
+          vi.mocked(h.services.store.links.findAuth).mockRestore();
+          first = await registerClient(h, { linkId: link.id });
+        });
+        const res = await h.inject({ method: 'POST', url: '/api/v1/oauth2/clients', headers: { authorization: h.adminBasic }, payload: { name: 'Second', linkId: link.id, redirectUris: [REDIRECT] } });
+        expect([res.statusCode, json(res).error], res.body).toEqual([409, 'conflict']);
+        expect(json(res).message).toMatch(/configuration meanwhile/);
+        // The first client is whole: its configuration, and its secret alone.
+        expect((await h.services.store.links.findAuth(link.id, 'incoming', 'oauth2'))?.lookupKey).toBe(first!.clientId);
+        expect(await count('oauth2_client_secrets')).toBe(1);
+        expect(await audited('oauth2.client.create')).toBe(1);
+        expect((await post(h, TOKEN, first!, { grant_type: 'client_credentials' })).statusCode).not.toBe(401);
+        noErrorLogged();
+      });
+
+      it('answers not_found, and stores no secret, when a client is removed while its secret is rotated', async () => {
+        const client = await registerClient(h, { name: 'Keeps its link' });
+        const rotate = () => h.inject({ method: 'POST', url: `/api/v1/oauth2/clients/${client.clientId}/secret`, headers: { authorization: h.adminBasic }, payload: { graceSeconds: 0 } });
+        expect((await rotate()).statusCode).toBe(200);
+        // Removed on another instance with its link kept: this instance still caches the client.
+        await h.services.store.transaction(async (repos, trx) => {
+          expect(await repos.links.deleteAuth(client.linkId, 'incoming', 'oauth2')).toBe(true);
+          await new OAuth2Repository(trx).deleteSecrets(client.linkId);
+        });
+        const res = await rotate();
+        expect([res.statusCode, json(res).error], res.body).toEqual([404, 'not_found']);
+        // No secret outlives the client, to vouch for the next one registered on this link.
+        expect(await count('oauth2_client_secrets')).toBe(0);
+        expect(await audited('oauth2.client.secret.rotate')).toBe(1);
+        noErrorLogged();
+      });
+
+      it('answers not_found when the link is deleted while a secret is rotated', async () => {
+        const client = await registerClient(h); // and cached by this instance
+        await deleteLinkElsewhere(client.linkId);
+        const res = await h.inject({ method: 'POST', url: `/api/v1/oauth2/clients/${client.clientId}/secret`, headers: { authorization: h.adminBasic }, payload: {} });
+        expect([res.statusCode, json(res).error], res.body).toEqual([404, 'not_found']);
+        expect(await count('oauth2_client_secrets')).toBe(0);
+        noErrorLogged();
+      });
+    });
   });
 
   // ------------------------------------------------------------------ OAuth 1.0a
@@ -223,6 +343,15 @@ describe.each(DIALECTS)('deleted while in use, on %s', (dialect) => {
       expect(String(res.headers['www-authenticate'])).toContain('oauth_problem="token_rejected"');
       expect(formOf(res).oauth_problem_advice).toMatch(advice);
     };
+
+    it('answers consumer_key_unknown when the link is deleted on another instance before a request token is issued', async () => {
+      await requestToken(); // this instance now caches the consumer
+      await deleteLinkElsewhere(consumer.linkId);
+      const res = await signedInject(h, consumer, { method: 'POST', path: REQUEST_TOKEN, oauth: { oauth_callback: CALLBACK } });
+      expect([res.statusCode, problemOf(res)], res.body).toEqual([401, 'consumer_key_unknown']);
+      expect(await count('oauth1_request_tokens')).toBe(0);
+      noErrorLogged();
+    });
 
     for (const decision of ['allow', 'deny'] as const) {
       it(`shows a page when the user is deleted between the authorize page and ${decision === 'allow' ? 'Allow' : 'Deny'}; the token stays undecided`, async () => {
