@@ -1,6 +1,6 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { getGlobalDispatcher, MockAgent, setGlobalDispatcher } from 'undici';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { oauth1Of } from '../../src/modules/oauth1/index.js';
 import type { OAuth1Tables } from '../../src/modules/oauth1/tables.js';
 import { withTables } from '../../src/storage/repositories/common.js';
@@ -65,6 +65,7 @@ describe.each(DIALECTS)('our OAuth 1.0a consumer against our provider on %s', (d
     expect(json(atB)).toMatchObject({ primaryOutgoingType: 'oauth1-2lo-impersonation' });
   });
   afterEach(async () => {
+    vi.restoreAllMocks();
     await consumer.close();
     await provider.close();
     await upstream.close();
@@ -170,6 +171,29 @@ describe.each(DIALECTS)('our OAuth 1.0a consumer against our provider on %s', (d
     const anonymous = await consumer.inject({ url: `/plugins/servlet/applinks/oauth/login-dance/authorize?applicationLinkID=${linkAtConsumer}` });
     expect(anonymous.statusCode).toBe(303);
     expect(String(anonymous.headers.location)).toMatch(/^\/applinks\/login\?next=/);
+  });
+
+  // Another instance deletes the link or the user while the remote asks for consent: the token
+  // the remote then issues has nobody to belong to.
+  it.each(['user', 'link'] as const)('stores nothing, and answers a page, when the %s is deleted during the access-token exchange', async (what) => {
+    const alice = (await consumer.services.users.findByUsername('alice'))!;
+    const dancer = oauth1Of(consumer.services).consumer as unknown as { exchange: (...args: unknown[]) => Promise<unknown> };
+    const exchange = dancer.exchange.bind(dancer);
+    vi.spyOn(dancer, 'exchange').mockImplementation(async (...args) => {
+      const credentials = await exchange(...args);
+      // Through the store, as another instance would: this instance's caches are not told.
+      if (what === 'user') expect(await consumer.services.store.users.delete(alice.id)).toBe(true);
+      else expect(await consumer.services.store.links.delete(linkAtConsumer)).toBe(true);
+      return credentials;
+    });
+    const finished = await loginDance('alice');
+    expect(finished.statusCode, finished.body).toBe(what === 'user' ? 401 : 404);
+    expect(finished.headers.location).toBeUndefined();
+    expect(finished.body).toContain('nothing was stored');
+    expect(await kept('oauth1_outgoing_tokens')).toEqual([]);
+    const audited = await withTables<OAuth1Tables>(consumer.services.store.db).selectFrom('audit_log').select('action').where('action', '=', 'oauth1.outgoing.authorize').execute();
+    expect(audited).toEqual([]);
+    expect(consumer.logs.filter((l) => (JSON.parse(l) as { level: number }).level >= 50)).toEqual([]);
   });
 
   it('keeps the user’s token when a renewal fails for a passing reason, and renews it once the remote answers again', async () => {

@@ -11,7 +11,7 @@ import type { SignatureMethod, SigningSecrets } from '../../protocols/oauth1/sig
 import type { OutgoingRequest, OutgoingSigner, SignContext, SignResult } from '../../outgoing/types.js';
 import type { Actor } from '../../services/audit.js';
 import type { Services } from '../../services/index.js';
-import type { Executor } from '../../storage/repositories/common.js';
+import { isForeignKeyViolation, type Executor } from '../../storage/repositories/common.js';
 import type { LinkRecord } from '../../storage/repositories/links.js';
 import { OAUTH1_2LOI_TYPE, OAUTH1_TYPE, type OutgoingThreeLeggedConfig } from './consumers.js';
 import { OAuth1Repository, type OutgoingTokenRecord } from './repository.js';
@@ -295,8 +295,22 @@ export class OAuth1Consumer {
     const dance = await this.danceOf(linkId);
     const secret = k.open(pending.secretSealed, sealContexts.pending('secret_sealed', linkId, user.id));
     const credentials = await this.exchange(dance.link, dance.config, dance.secrets, held, secret, { oauth_verifier: verifier });
-    await this.repo.saveOutgoing(this.sealed(linkId, user.id, credentials));
-    await this.s.audit.record(actor, { action: 'oauth1.outgoing.authorize', target: { type: 'link', id: linkId, name: dance.link.name }, details: { user: user.username } });
+    try {
+      await this.s.store.transaction(async (repos, trx) => {
+        await new OAuth1Repository(trx).saveOutgoing(this.sealed(linkId, user.id, credentials));
+        await this.s.audit.record(actor, { action: 'oauth1.outgoing.authorize', target: { type: 'link', id: linkId, name: dance.link.name }, details: { user: user.username } }, repos);
+      });
+    } catch (error) {
+      // The link or the user was deleted (here or on another instance) while the remote asked
+      // for consent: the token has nobody to belong to, and nothing is stored.
+      if (!isForeignKeyViolation(error)) throw error;
+      if (!(await this.s.store.users.findById(user.id))) {
+        this.s.revocations.user(user.id);
+        throw new AppError('unauthenticated', { message: 'Your account was removed while you authorized this application link: nothing was stored.', cause: error });
+      }
+      this.s.revocations.link(linkId);
+      throw new AppError('not_found', { message: 'This application link was removed while you authorized it: nothing was stored.', cause: error });
+    }
     return pending.returnTo;
   }
 
