@@ -323,6 +323,21 @@ describe.each(DIALECTS)('OAuth 2.0 clients and the developer area on %s', (diale
     }
   });
 
+  it('holds a developer to the app limit when registrations arrive at once', async () => {
+    h = await createHarness(dialect, { config: { oauth2DeveloperApps: true, oauth2DeveloperMaxApps: 2 } });
+    const dev = await userWithToken(h, 'dev');
+    const answers = await Promise.all(
+      Array.from({ length: 5 }, (_, i) =>
+        h.inject({ method: 'POST', url: '/api/v1/me/oauth2/clients', headers: { authorization: dev.bearer }, payload: { name: `App ${i}`, redirectUris: [`https://mine.example/cb${i}`] } }),
+      ),
+    );
+    expect(answers.map((r) => r.statusCode).sort()).toEqual([201, 201, 403, 403, 403]);
+    expect(json<{ clients: unknown[] }>(await h.inject({ url: '/api/v1/me/oauth2/clients', headers: { authorization: dev.bearer } })).clients).toHaveLength(2);
+    // What a refused registration began is rolled back: no link is left without its client.
+    const links = json<{ links: Array<{ name: string }> }>(await h.inject({ url: '/api/v1/links', headers: { authorization: h.adminBasic } })).links;
+    expect(links.filter((l) => l.name.startsWith('App '))).toHaveLength(2);
+  });
+
   it('lets users register their own applications, each on a link of its own, within limits', async () => {
     h = await createHarness(dialect, { config: { oauth2DeveloperApps: true, oauth2DeveloperMaxApps: 2 } });
     const dev = await userWithToken(h, 'dev');

@@ -8,7 +8,7 @@ import type { Services } from '../../services/index.js';
 import { adminOnly, credentialAdminOnly, principalOf, requireUnscoped, requireUser, usersOnly } from '../../server/auth.js';
 import * as S from '../../server/routes/schemas.js';
 import { CLIENT_ID_PATTERN, ScopeSchema } from './clients.js';
-import { ClientManager, type ClientView } from './management.js';
+import { ClientManager, tooManyApps, type ClientView } from './management.js';
 import { MAX_SECRET_GRACE_SECONDS, type OAuth2Service } from './service.js';
 
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
@@ -230,9 +230,7 @@ export async function oauth2Api(root: FastifyInstance, s: Services, oauth: OAuth
       const { user, actor: who } = await developer(request);
       const b = request.body;
       manager.checkDeveloperInput(b.scopes as Scope[] | undefined);
-      if ((await manager.count(user.id)) >= s.config.oauth2DeveloperMaxApps) {
-        throw new AppError('forbidden', { message: `You may register at most ${s.config.oauth2DeveloperMaxApps} applications.` });
-      }
+      if ((await manager.count(user.id)) >= s.config.oauth2DeveloperMaxApps) throw tooManyApps(s.config.oauth2DeveloperMaxApps);
       const { client, clientSecret } = await manager.create(
         {
           name: b.name,
@@ -243,6 +241,7 @@ export async function oauth2Api(root: FastifyInstance, s: Services, oauth: OAuth
         },
         who,
         user,
+        s.config.oauth2DeveloperMaxApps,
       );
       return reply.code(201).header('location', `/api/v1/me/oauth2/clients/${client.clientId}`).send({ ...clientJson(client), clientSecret: clientSecret ?? null });
     },

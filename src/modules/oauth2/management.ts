@@ -58,7 +58,12 @@ export class ClientManager {
   ) {}
 
   /** Registers a client; answers it with its secret (confidential clients), shown this once. */
-  async create(input: ClientInput, actor: Actor, owner?: UserRecord): Promise<{ client: ClientView; clientSecret: string | undefined }> {
+  /**
+   * Registers a client. `owner` makes it a developer's app; `ownerLimit` is how many apps that
+   * developer may hold, counted inside the registration's transaction (two registrations at once
+   * cannot both take the last slot).
+   */
+  async create(input: ClientInput, actor: Actor, owner?: UserRecord, ownerLimit?: number): Promise<{ client: ClientView; clientSecret: string | undefined }> {
     const confidential = input.confidential ?? true;
     const config: ClientConfig = {
       clientId: input.clientId ?? OAuth2Service.newClientId(),
@@ -71,7 +76,12 @@ export class ClientManager {
     // The secret (issued by OAuth2Service.clientSet for a confidential client), the owner and the
     // audit entry are written in the link's own transaction: a failure leaves nothing half-registered.
     const within: Within = async (repos, trx, linkId) => {
-      if (owner) await new OAuth2Repository(trx).setOwner(linkId, owner.id, this.s.clock.now());
+      if (owner) {
+        const repo = new OAuth2Repository(trx);
+        if (ownerLimit !== undefined) await repo.lockOwner(owner.id, this.s.store.capabilities.dialect);
+        await repo.setOwner(linkId, owner.id, this.s.clock.now());
+        if (ownerLimit !== undefined && (await repo.ownedLinks(owner.id)).length > ownerLimit) throw tooManyApps(ownerLimit);
+      }
       await this.s.audit.record(
         actor,
         { action: 'oauth2.client.create', target: { type: 'link', id: linkId, name: input.name }, details: { clientId: config.clientId, confidential, scopes: config.scopes, developer: owner !== undefined } },
@@ -214,4 +224,9 @@ export class ClientManager {
 /** The client secret a write of a link's `oauth2` configuration generated, if it made the client confidential. */
 export function issuedSecret(written: LinkWritten): string | undefined {
   return written.issuedSecrets?.incoming?.[OAUTH2_TYPE]?.clientSecret;
+}
+
+/** A developer who already holds as many apps as the configuration allows. */
+export function tooManyApps(max: number): AppError {
+  return new AppError('forbidden', { message: `You may register at most ${max} applications.` });
 }

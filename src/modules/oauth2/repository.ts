@@ -2,6 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import type { Scope } from '../../protocols/oauth2/scopes.js';
 import { formatScope, storedScopes } from '../../protocols/oauth2/scopes.js';
 import { withTables, type Executor } from '../../storage/repositories/common.js';
+import type { DialectName } from '../../storage/database.js';
 import type { Database } from '../../storage/schema.js';
 import { OAUTH2_TYPE } from './clients.js';
 import type { OAuth2Tables, OAuth2TokensTable } from './tables.js';
@@ -119,6 +120,14 @@ export class OAuth2Repository {
   }
 
   // ---------- developer-area ownership
+  /**
+   * Holds the developer's row until the transaction ends, so two registrations of one developer
+   * count their apps one after the other (PostgreSQL; SQLite runs one write transaction at a time).
+   */
+  async lockOwner(userId: string, dialect: DialectName): Promise<void> {
+    if (dialect === 'postgres') await sql`select id from users where id = ${userId} for update`.execute(this.db);
+  }
+
   async setOwner(linkId: string, userId: string, now: number): Promise<void> {
     await this.db.insertInto('oauth2_client_owners').values({ link_id: linkId, user_id: userId, created_at: now }).execute();
   }
