@@ -92,6 +92,20 @@ export interface InstancesTable {
   kids: string;
   started_at: number;
   seen_at: number;
+  /** Boot and pid namespace (migration 0007); null on rows older than the column or off Linux. */
+  scope: string | null;
+}
+
+/** A lease one process at a time holds, e.g. for key rotation (see migration 0007). */
+export interface LeasesTable {
+  name: string;
+  holder: string;
+  owner: string;
+  host: string;
+  pid: number;
+  scope: string | null;
+  acquired_at: number;
+  expires_at: number;
 }
 
 export interface AuditLogTable {
@@ -136,6 +150,7 @@ export interface Database {
   throttle: ThrottleTable;
   signing_keys: SigningKeysTable;
   instances: InstancesTable;
+  leases: LeasesTable;
 }
 
 // Generated is re-exported for migrations that add serial columns later.

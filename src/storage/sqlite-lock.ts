@@ -1,5 +1,6 @@
 import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import { pidAlive } from '../util/process-scope.js';
 
 /**
  * Takes the embedded store for this process: one serving process per SQLite file. Several would
@@ -35,7 +36,7 @@ export function lockEmbeddedStore(databaseFile: string): () => void {
       } catch {
         // Removed meanwhile: try again.
       }
-      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && alive(owner)) {
+      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && pidAlive(owner)) {
         throw new Error(
           `another applinks server (pid ${owner}) is using the embedded store ${databaseFile}. The embedded store serves one process; ` +
             'run several instances on PostgreSQL (APPLINKS_DATABASE_URL=postgres://...), or stop the other one.',
@@ -47,14 +48,5 @@ export function lockEmbeddedStore(databaseFile: string): () => void {
         // Someone else took it over first; the next attempt tells.
       }
     }
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -5,6 +5,7 @@ import type { Executor } from './repositories/common.js';
 import { KyselyApiTokenRepository, type ApiTokenRepository } from './repositories/api-tokens.js';
 import { KyselyAuditRepository, type AuditRepository } from './repositories/audit.js';
 import { KyselyInstanceRepository, type InstanceRepository } from './repositories/instances.js';
+import { KyselyLeaseRepository, type LeaseRepository } from './repositories/leases.js';
 import { KyselyLinkRepository, type LinkRepository } from './repositories/links.js';
 import { KyselyMetaRepository, type MetaRepository } from './repositories/meta.js';
 import { KyselySessionRepository, type SessionRepository } from './repositories/sessions.js';
@@ -23,6 +24,7 @@ export interface Repositories {
   readonly signingKeys: SigningKeyRepository;
   readonly meta: MetaRepository;
   readonly instances: InstanceRepository;
+  readonly leases: LeaseRepository;
 }
 
 function repositories(db: Executor): Repositories {
@@ -36,6 +38,7 @@ function repositories(db: Executor): Repositories {
     signingKeys: new KyselySigningKeyRepository(db),
     meta: new KyselyMetaRepository(db),
     instances: new KyselyInstanceRepository(db),
+    leases: new KyselyLeaseRepository(db),
   };
 }
 
@@ -53,6 +56,7 @@ export class Store implements Repositories {
   readonly signingKeys: SigningKeyRepository;
   readonly meta: MetaRepository;
   readonly instances: InstanceRepository;
+  readonly leases: LeaseRepository;
 
   private constructor(
     readonly db: Kysely<Database>,
@@ -68,6 +72,7 @@ export class Store implements Repositories {
     this.signingKeys = repos.signingKeys;
     this.meta = repos.meta;
     this.instances = repos.instances;
+    this.leases = repos.leases;
   }
 
   /** Opens and migrates the store named by the URL. */

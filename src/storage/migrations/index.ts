@@ -4,6 +4,7 @@ import * as m0003 from './0003-oauth2.js';
 import * as m0004 from './0004-oauth1.js';
 import * as m0005 from './0005-link-secret-fields.js';
 import * as m0006 from './0006-instances.js';
+import * as m0007 from './0007-leases.js';
 
 /**
  * The one migration set, applied in order at start for both dialects. Add a file and one line;
@@ -15,4 +16,5 @@ export const migrations: Record<string, Migration> = {
   '0004-oauth1': m0004,
   '0005-link-secret-fields': m0005,
   '0006-instances': m0006,
+  '0007-leases': m0007,
 };

@@ -11,6 +11,8 @@ export interface InstanceRecord {
   kids: string[];
   startedAt: number;
   seenAt: number;
+  /** See processScope(): lets a process in the same scope see that the instance has exited. */
+  scope?: string | undefined;
 }
 
 /**
@@ -39,6 +41,7 @@ export class KyselyInstanceRepository implements InstanceRepository {
       kids: i.kids.join(','),
       started_at: i.startedAt,
       seen_at: i.seenAt,
+      scope: i.scope ?? null,
     };
     await this.db
       .insertInto('instances')
@@ -58,6 +61,7 @@ export class KyselyInstanceRepository implements InstanceRepository {
       kids: r.kids.split(',').filter(Boolean),
       startedAt: Number(r.started_at),
       seenAt: Number(r.seen_at),
+      ...(r.scope ? { scope: r.scope } : {}),
     }));
   }
 
