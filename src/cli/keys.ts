@@ -4,17 +4,27 @@ import { keyStatus, pruneMasterKeys, rotateMasterKey, type RotationOptions } fro
 import type { ResealReport } from '../services/keys.js';
 import { output, parseSeconds, withServices } from './common.js';
 
+interface Options {
+  wait: number;
+  waitForLease: number;
+}
+
 /**
  * `applinks keys generate|rotate|prune|status`. With the key file, `rotate` makes a new key,
  * waits until every running instance holds it, puts it first and re-seals everything under it;
  * `prune` re-seals stragglers and drops the old keys once no running instance seals with them and
  * no stored value needs them. With APPLINKS_MASTER_KEY=new,old (set on every instance, which were
  * restarted), `rotate` re-seals under `new` and `prune` says whether `old` may be removed.
+ * One rotate or prune runs at a time on a store (a lease in the store); another one is refused,
+ * naming the holder, or waits with `--wait-for-lease`.
  */
 export function registerKeys(program: Command): void {
   const keys = program.command('keys').description('rotate the master key that seals stored secrets');
-  const wait = (cmd: Command) => cmd.option('--wait <seconds>', 'how long to wait for running instances to load or adopt a key', parseSeconds(86_400), 30);
-  const options = (opts: { wait: number }): RotationOptions => ({ waitMs: opts.wait * 1000, progress: (line) => process.stderr.write(`${line}\n`) });
+  const wait = (cmd: Command) =>
+    cmd
+      .option('--wait <seconds>', 'how long to wait for running instances to load or adopt a key', parseSeconds(86_400), 30)
+      .option('--wait-for-lease <seconds>', 'when another rotate or prune is running on this store, wait this long for it to finish instead of refusing at once', parseSeconds(86_400), 0);
+  const options = (opts: Options): RotationOptions => ({ waitMs: opts.wait * 1000, leaseWaitMs: opts.waitForLease * 1000, progress: (line) => process.stderr.write(`${line}\n`) });
 
   keys
     .command('generate')
@@ -24,7 +34,7 @@ export function registerKeys(program: Command): void {
     });
 
   wait(keys.command('rotate').description('make a new master key (key file) or use the first of APPLINKS_MASTER_KEY, and re-seal every secret under it')).action(
-    (opts: { wait: number }) =>
+    (opts: Options) =>
       withServices(async (s) => {
         const r = await rotateMasterKey(s, options(opts));
         process.stdout.write(`re-sealed ${r.report.resealed} secret(s) under key ${r.kid}${perColumn(r.report)}\n`);
@@ -40,7 +50,7 @@ export function registerKeys(program: Command): void {
   );
 
   wait(keys.command('prune').description('drop old master keys once no running instance seals with them and no stored secret needs them')).action(
-    (opts: { wait: number }) =>
+    (opts: Options) =>
       withServices(async (s) => {
         const r = await pruneMasterKeys(s, options(opts));
         warnUnreadable(r.report);

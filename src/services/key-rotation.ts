@@ -1,9 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Keyring } from '../crypto/keyring.js';
+import type { Executor } from '../storage/repositories/common.js';
 import type { InstanceRecord } from '../storage/repositories/instances.js';
+import { KyselyLeaseRepository } from '../storage/repositories/leases.js';
 import type { Services } from './index.js';
 import { INSTANCE_TIMING } from './instances.js';
 import type { ResealReport, SealedCount } from './keys.js';
+import { withLease, type HeldLease, type LeaseTiming } from './leases.js';
 import { readKeyFile, writeKeyFile, type KeySourceKind } from './master-key.js';
 
 /** A rotation step that would lose or strand secrets, refused with what stands in the way (nothing was changed). */
@@ -20,7 +23,20 @@ export interface RotationOptions {
   liveMs?: number;
   /** Progress for people (the CLI prints it on stderr). */
   progress?: (line: string) => void;
+  /** How long to wait while another rotate or prune holds the store's key lease; 0 (the default) refuses at once. */
+  leaseWaitMs?: number;
+  /** The lease's timing (tests shorten it). */
+  lease?: Partial<LeaseTiming>;
 }
+
+/**
+ * The store's lease that `rotate` and `prune` hold while they run, so that two of them (two
+ * admins, a retried script, on one machine or several sharing PostgreSQL) never interleave:
+ * one rewriting the key file or re-sealing while the other does would strand secrets.
+ */
+export const KEY_LEASE = 'master-keys';
+
+type Timing = { waitMs: number; pollMs: number; liveMs: number; progress?: ((line: string) => void) | undefined };
 
 export interface RotateResult {
   source: KeySourceKind;
@@ -64,7 +80,10 @@ const DEFAULTS = { waitMs: 30_000, pollMs: 250, liveMs: INSTANCE_TIMING.liveMs }
  * then re-seals everything under it.
  */
 export async function rotateMasterKey(s: Services, options: RotationOptions = {}): Promise<RotateResult> {
-  const o = { ...DEFAULTS, ...options };
+  return withLease(s.store, KEY_LEASE, 'keys rotate', (lease) => rotate(s, { ...DEFAULTS, ...options }, lease), leaseOptions(options));
+}
+
+async function rotate(s: Services, o: Timing, lease: HeldLease): Promise<RotateResult> {
   s.keyring.refresh();
   const others = await liveInstances(s, o.liveMs);
   const notes: string[] = [];
@@ -85,7 +104,7 @@ export async function rotateMasterKey(s: Services, options: RotationOptions = {}
     }
     const sealingOld = others.filter((i) => i.sealingKid !== kid);
     if (sealingOld.length > 0) notes.push(`${sealingOld.length} running instance(s) hold key ${kid} but seal with another; \`applinks keys prune\` refuses until they are restarted with ${kid} first:\n${list(sealingOld)}`);
-    return { source: 'env', kid, oldKids: s.keyring.kids.slice(1), instances: others.length, report: await s.keys.reseal(), notes };
+    return { source: 'env', kid, oldKids: s.keyring.kids.slice(1), instances: others.length, report: await s.keys.reseal(undefined, fenced(lease)), notes };
   }
 
   const file = s.keyFile!;
@@ -93,9 +112,10 @@ export async function rotateMasterKey(s: Services, options: RotationOptions = {}
   const key = Keyring.generateKey();
   const kid = Keyring.kidOf(key);
   if (others.length > 0) {
+    lease.check();
     writeKeyFile(file, [...keys, key]);
     o.progress?.(`added key ${kid} to ${file} (not sealing yet); waiting for ${others.length} running instance(s) to load it`);
-    const laggards = await waitFor(s, o, (i) => i.kids.includes(kid));
+    const laggards = await waitFor(s, o, lease, (i) => i.kids.includes(kid));
     if (laggards.length > 0) {
       // Nothing was sealed under the key: withdrawing it loses nothing.
       writeKeyFile(file, keys);
@@ -106,15 +126,16 @@ export async function rotateMasterKey(s: Services, options: RotationOptions = {}
       );
     }
   }
+  lease.check();
   writeKeyFile(file, [key, ...keys]);
   s.keyring.refresh();
   if (s.keyring.currentKid !== kid) throw new Error(`${file} changed while rotating; look at it and rotate again`);
   if (others.length > 0) {
     o.progress?.(`key ${kid} seals from now on; waiting for the running instances to adopt it`);
-    const slow = await waitFor(s, o, (i) => i.sealingKid === kid);
+    const slow = await waitFor(s, o, lease, (i) => i.sealingKid === kid);
     if (slow.length > 0) notes.push(`${slow.length} running instance(s) have not reported sealing with ${kid} yet; \`applinks keys prune\` waits for them:\n${list(slow)}`);
   }
-  return { source: 'file', kid, oldKids: keys.map((k) => Keyring.kidOf(k)), instances: others.length, report: await s.keys.reseal(), notes };
+  return { source: 'file', kid, oldKids: keys.map((k) => Keyring.kidOf(k)), instances: others.length, report: await s.keys.reseal(undefined, fenced(lease)), notes };
 }
 
 /**
@@ -126,7 +147,10 @@ export async function rotateMasterKey(s: Services, options: RotationOptions = {}
  * checks say whether the old keys may be taken out of the variable.
  */
 export async function pruneMasterKeys(s: Services, options: RotationOptions = {}): Promise<PruneResult> {
-  const o = { ...DEFAULTS, ...options };
+  return withLease(s.store, KEY_LEASE, 'keys prune', (lease) => prune(s, { ...DEFAULTS, ...options }, lease), leaseOptions(options));
+}
+
+async function prune(s: Services, o: Timing, lease: HeldLease): Promise<PruneResult> {
   s.keyring.refresh();
   const kids = s.keyring.kids;
   const kid = kids[0]!;
@@ -135,7 +159,7 @@ export async function pruneMasterKeys(s: Services, options: RotationOptions = {}
   let laggards = (await liveInstances(s, o.liveMs)).filter((i) => !adopted(i));
   if (laggards.length > 0 && s.keySource === 'file') {
     o.progress?.(`waiting for ${laggards.length} running instance(s) to seal with key ${kid}`);
-    laggards = await waitFor(s, o, adopted);
+    laggards = await waitFor(s, o, lease, adopted);
   }
   if (laggards.length > 0) {
     throw new KeyRotationRefused(
@@ -145,7 +169,7 @@ export async function pruneMasterKeys(s: Services, options: RotationOptions = {}
           : `Restart them with ${kid} first in APPLINKS_MASTER_KEY.`),
     );
   }
-  const report = await s.keys.reseal();
+  const report = await s.keys.reseal(undefined, fenced(lease));
   const blocking = report.census.filter((c) => old.includes(c.kid));
   if (blocking.length > 0) {
     const why = (c: SealedCount) =>
@@ -164,6 +188,7 @@ export async function pruneMasterKeys(s: Services, options: RotationOptions = {}
   const file = s.keyFile!;
   const current = readKeyFile(file);
   if (Keyring.kidOf(current[0]!) !== kid) throw new Error(`${file} changed while pruning; look at it and prune again`);
+  lease.check();
   if (current.length > 1) writeKeyFile(file, current.slice(0, 1));
   s.keyring.refresh();
   return { source: 'file', kid, removable: current.slice(1).map((k) => Keyring.kidOf(k)), removed: current.length > 1, report, orphans };
@@ -183,14 +208,24 @@ export async function liveInstances(s: Services, liveMs: number = DEFAULTS.liveM
   return (await s.store.instances.list()).filter((i) => i.seenAt >= since && i.id !== s.instance?.id);
 }
 
-/** Waits until every live instance satisfies `ok`; answers those that still do not when time is up. */
-async function waitFor(s: Services, o: Required<Omit<RotationOptions, 'progress'>>, ok: (i: InstanceRecord) => boolean): Promise<InstanceRecord[]> {
+/** Waits until every live instance satisfies `ok`; answers those that still do not when time is up. Stops with LeaseLost when the lease is lost. */
+async function waitFor(s: Services, o: Timing, lease: HeldLease, ok: (i: InstanceRecord) => boolean): Promise<InstanceRecord[]> {
   const deadline = Date.now() + o.waitMs;
   for (;;) {
+    lease.check();
     const laggards = (await liveInstances(s, o.liveMs)).filter((i) => !ok(i));
     if (laggards.length === 0 || Date.now() >= deadline) return laggards;
     await sleep(o.pollMs);
   }
+}
+
+function leaseOptions(o: RotationOptions) {
+  return { ...o.lease, waitMs: o.leaseWaitMs ?? 0, ...(o.progress ? { progress: o.progress } : {}) };
+}
+
+/** Re-sealing commits only while the lease is held (see HeldLease.fence). */
+function fenced(lease: HeldLease) {
+  return { fence: (trx: Executor) => lease.fence({ leases: new KyselyLeaseRepository(trx) }) };
 }
 
 function list(instances: readonly InstanceRecord[]): string {

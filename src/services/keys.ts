@@ -1,8 +1,9 @@
 import { generateKeyPairSync, createPrivateKey, type KeyObject } from 'node:crypto';
-import { sql } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import { Keyring, SEALED_PREFIX_LENGTH, SealError } from '../crypto/keyring.js';
 import type { Executor } from '../storage/repositories/common.js';
 import type { SigningKeyRecord } from '../storage/repositories/signing-keys.js';
+import type { Database } from '../storage/schema.js';
 import type { Store } from '../storage/store.js';
 import type { Clock } from '../util/clock.js';
 
@@ -97,14 +98,17 @@ export class KeyService {
    * id still seals. Only values under another key are read (picked by their `v1.<kid>.` prefix).
    * A value that cannot be opened (sealed under a key the keyring lacks, damaged, or copied to
    * another row) is left as it is and reported, rather than failing the whole re-seal.
+   * `fence` runs first inside the transaction (a rotation checks there that it still holds its
+   * lease); throwing from it rolls everything back.
    */
-  async reseal(keyring: Keyring = this.keyring): Promise<ResealReport> {
+  async reseal(keyring: Keyring = this.keyring, options: { fence?: (trx: Transaction<Database>) => Promise<void> } = {}): Promise<ResealReport> {
     this.keyring = keyring;
     const prefix = Keyring.sealedPrefix(keyring.currentKid);
     const resealed = new Map<string, number>();
     const unreadable = new Map<string, { where: string; kid: string; problem: string; count: number }>();
     let census: SealedCount[] = [];
     await this.store.db.transaction().execute(async (trx) => {
+      await options.fence?.(trx);
       for (const col of this.sealedColumns) {
         const where = `${col.table}.${col.column}`;
         const rows = (

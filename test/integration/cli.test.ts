@@ -5,6 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../bench/lib/measure.js';
@@ -226,6 +227,35 @@ describe('the applinks command', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
+
+  it('a rotate while another holds the key lease exits 1 naming it; --wait-for-lease waits until it lapses', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'applinks-cli-lease-'));
+    try {
+      const runEnv = { APPLINKS_DATA_DIR: dir };
+      expect(cli(runEnv, ['keys', 'status']).code).toBe(0); // makes and migrates the store
+      const db = new Database(path.join(dir, 'applinks.db'));
+      const since = Date.now() - 5000;
+      // Left by a rotate on another machine that crashed.
+      db.prepare('insert into leases (name, holder, owner, host, pid, scope, acquired_at, expires_at) values (?, ?, ?, ?, ?, ?, ?, ?)').run(
+        'master-keys', 'h1', 'keys rotate by alice', 'host-a', 4242, 'another-machine', since, Date.now() + 600_000,
+      );
+      const before = readFileSync(path.join(dir, 'master.key'), 'utf8');
+      const refused = cli(runEnv, ['keys', 'rotate']);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(`error: nothing changed: keys rotate by alice on host-a (pid 4242) holds the store's master-keys lease, since ${new Date(since).toISOString()}.`);
+      expect(cli(runEnv, ['keys', 'prune']).code).toBe(1);
+      expect(readFileSync(path.join(dir, 'master.key'), 'utf8')).toBe(before);
+      // It lapses in 2 s.
+      db.prepare('update leases set expires_at = ?').run(Date.now() + 2000);
+      db.close();
+      const waited = cli(runEnv, ['keys', 'rotate', '--wait-for-lease', '20']);
+      expect(waited.stderr).toMatch(/waiting up to 20 s for keys rotate by alice on host-a \(pid 4242\)/);
+      expect(waited.code).toBe(0);
+      expect(waited.stdout).toMatch(/re-sealed \d+ secret/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it('with APPLINKS_MASTER_KEY, rotate explains how instead of pretending, and generate makes a key', () => {
     const key = cli(env, ['keys', 'generate']).stdout.trim();
