@@ -3,6 +3,7 @@ import { Keyring } from '../crypto/keyring.js';
 import type { Executor } from '../storage/repositories/common.js';
 import type { InstanceRecord } from '../storage/repositories/instances.js';
 import { KyselyLeaseRepository } from '../storage/repositories/leases.js';
+import { processGone } from '../util/process-scope.js';
 import type { Services } from './index.js';
 import { INSTANCE_TIMING } from './instances.js';
 import type { ResealReport, SealedCount } from './keys.js';
@@ -115,14 +116,14 @@ async function rotate(s: Services, o: Timing, lease: HeldLease): Promise<RotateR
     lease.check();
     writeKeyFile(file, [...keys, key]);
     o.progress?.(`added key ${kid} to ${file} (not sealing yet); waiting for ${others.length} running instance(s) to load it`);
-    const laggards = await waitFor(s, o, lease, (i) => i.kids.includes(kid));
+    const laggards = await waitFor(s, o, lease, `load key ${kid}`, (i) => i.kids.includes(kid));
     if (laggards.length > 0) {
       // Nothing was sealed under the key: withdrawing it loses nothing.
       writeKeyFile(file, keys);
       throw new KeyRotationRefused(
         `not rotated: ${laggards.length} running instance(s) did not load key ${kid} from ${file} within ${o.waitMs / 1000} s:\n${list(laggards)}\n` +
           'Every instance must read the same key file (one data directory) or take its keys from APPLINKS_MASTER_KEY. ' +
-          `An instance that stopped without deregistering is forgotten ${o.liveMs / 1000} s after it was last heard from. The key file is as it was.`,
+          `An instance that stopped without deregistering counts as stopped ${o.liveMs / 1000} s after it was last heard from (at once, seen from its own machine). The key file is as it was.`,
       );
     }
   }
@@ -132,7 +133,7 @@ async function rotate(s: Services, o: Timing, lease: HeldLease): Promise<RotateR
   if (s.keyring.currentKid !== kid) throw new Error(`${file} changed while rotating; look at it and rotate again`);
   if (others.length > 0) {
     o.progress?.(`key ${kid} seals from now on; waiting for the running instances to adopt it`);
-    const slow = await waitFor(s, o, lease, (i) => i.sealingKid === kid);
+    const slow = await waitFor(s, o, lease, `seal with key ${kid}`, (i) => i.sealingKid === kid);
     if (slow.length > 0) notes.push(`${slow.length} running instance(s) have not reported sealing with ${kid} yet; \`applinks keys prune\` waits for them:\n${list(slow)}`);
   }
   return { source: 'file', kid, oldKids: keys.map((k) => Keyring.kidOf(k)), instances: others.length, report: await s.keys.reseal(undefined, fenced(lease)), notes };
@@ -159,7 +160,7 @@ async function prune(s: Services, o: Timing, lease: HeldLease): Promise<PruneRes
   let laggards = (await liveInstances(s, o.liveMs)).filter((i) => !adopted(i));
   if (laggards.length > 0 && s.keySource === 'file') {
     o.progress?.(`waiting for ${laggards.length} running instance(s) to seal with key ${kid}`);
-    laggards = await waitFor(s, o, lease, adopted);
+    laggards = await waitFor(s, o, lease, `seal with key ${kid}`, adopted);
   }
   if (laggards.length > 0) {
     throw new KeyRotationRefused(
@@ -198,23 +199,45 @@ async function prune(s: Services, o: Timing, lease: HeldLease): Promise<PruneRes
 export async function keyStatus(s: Services, options: Pick<RotationOptions, 'liveMs'> = {}): Promise<KeyStatus> {
   s.keyring.refresh();
   const since = Date.now() - (options.liveMs ?? DEFAULTS.liveMs);
-  const instances = (await s.store.instances.list()).map((i) => ({ ...i, live: i.seenAt >= since }));
+  const instances = (await s.store.instances.list()).map((i) => ({ ...i, live: i.seenAt >= since && !processGone(i.scope, i.pid) }));
   return { source: s.keySource, file: s.keyFile, kids: s.keyring.kids, instances, census: await s.keys.countSealed() };
 }
 
-/** Instances heard from within `liveMs`, other than this process. */
+/**
+ * Instances heard from within `liveMs`, other than this process. An instance that ran on this
+ * machine (same boot and pid namespace) and whose process has exited is dead whatever its last
+ * report says: its row is deleted (a server killed with SIGKILL does not deregister).
+ */
 export async function liveInstances(s: Services, liveMs: number = DEFAULTS.liveMs): Promise<InstanceRecord[]> {
   const since = Date.now() - liveMs;
-  return (await s.store.instances.list()).filter((i) => i.seenAt >= since && i.id !== s.instance?.id);
+  const live: InstanceRecord[] = [];
+  for (const i of await s.store.instances.list()) {
+    if (i.id === s.instance?.id || i.seenAt < since) continue;
+    if (processGone(i.scope, i.pid)) await s.store.instances.remove(i.id);
+    else live.push(i);
+  }
+  return live;
 }
 
-/** Waits until every live instance satisfies `ok`; answers those that still do not when time is up. Stops with LeaseLost when the lease is lost. */
-async function waitFor(s: Services, o: Timing, lease: HeldLease, ok: (i: InstanceRecord) => boolean): Promise<InstanceRecord[]> {
+/**
+ * Waits until every live instance satisfies `ok` (`what` it is waiting for them to do, for the
+ * progress lines, which name the instances waited for whenever they change); answers those that
+ * still do not when time is up. Stops with LeaseLost when the lease is lost.
+ */
+async function waitFor(s: Services, o: Timing, lease: HeldLease, what: string, ok: (i: InstanceRecord) => boolean): Promise<InstanceRecord[]> {
   const deadline = Date.now() + o.waitMs;
+  let told = '';
   for (;;) {
     lease.check();
     const laggards = (await liveInstances(s, o.liveMs)).filter((i) => !ok(i));
     if (laggards.length === 0 || Date.now() >= deadline) return laggards;
+    const names = laggards.map((i) => `${i.host} pid ${i.pid}`).join(', ');
+    if (names !== told) {
+      o.progress?.(
+        `waiting for ${names} to ${what} (up to ${Math.round(o.waitMs / 1000)} s; an instance not heard from for ${o.liveMs / 1000} s counts as stopped, at once if its process is seen gone from this machine)`,
+      );
+      told = names;
+    }
     await sleep(o.pollMs);
   }
 }

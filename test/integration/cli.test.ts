@@ -257,6 +257,25 @@ describe('the applinks command', () => {
     }
   });
 
+  it('a server killed without a clean shutdown does not hold up a rotation', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'applinks-cli-killed-'));
+    const runEnv = { APPLINKS_DATA_DIR: dir, APPLINKS_PORT: String(await freePort()) };
+    try {
+      const server = await serve(runEnv);
+      server.child.kill('SIGKILL');
+      await exited(server.child);
+      const started = Date.now();
+      const rotated = cli(runEnv, ['keys', 'rotate']);
+      expect(rotated.code).toBe(0);
+      // Its process is seen gone from this machine: not waited for (it would be for up to 10 s from another).
+      expect(Date.now() - started).toBeLessThan(8000);
+      expect(rotated.stdout).toMatch(/running instances \(0\) seal with/);
+      expect(rotated.stderr).not.toMatch(/waiting for/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+
   it('with APPLINKS_MASTER_KEY, rotate explains how instead of pretending, and generate makes a key', () => {
     const key = cli(env, ['keys', 'generate']).stdout.trim();
     expect(Buffer.from(key, 'base64')).toHaveLength(32);

@@ -132,4 +132,30 @@ describe.each(DIALECTS)('one key operation at a time on %s', (dialect) => {
     expect(lines.join('\n')).toMatch(/taking over the master-keys lease of keys rotate by ghost .*: that process has exited/);
     await secretsOpen(h, [link.id]);
   });
+
+  it('an instance killed without deregistering: not waited for when its process is seen gone, and named while waited for', async () => {
+    const h = track(await createHarness(dialect, { instance: true }));
+    const link = await createBasicLink(h, 'Killed', SECRET);
+    const cli = track(await cliProcess(h));
+    const kid = h.services.keyring.currentKid;
+    const ghost = { host: hostname(), keySource: 'file' as const, sealingKid: kid, kids: [kid], startedAt: Date.now() - 60_000, seenAt: Date.now() };
+
+    if (processScope() !== undefined) {
+      // Killed on this machine a moment ago (its last heartbeat is fresh): its row goes, nothing waits.
+      await h.services.store.instances.report({ ...ghost, id: 'killed-here', pid: deadPid(), scope: processScope() });
+      const started = Date.now();
+      expect(await rotateMasterKey(cli, FAST)).toMatchObject({ instances: 1 });
+      expect(Date.now() - started).toBeLessThan(3000);
+      expect((await h.services.store.instances.list()).map((i) => i.id)).not.toContain('killed-here');
+    }
+
+    // Killed on another machine: waited for, by name, until it is not heard from for liveMs.
+    await h.services.store.instances.report({ ...ghost, sealingKid: h.services.keyring.currentKid, kids: h.services.keyring.kids, id: 'killed-elsewhere', host: 'other.example', pid: 4242, scope: 'another-machine' });
+    const progress: string[] = [];
+    const rotated = await rotateMasterKey(cli, { ...FAST, liveMs: 1000, progress: (l) => progress.push(l) });
+    expect(rotated.instances).toBe(2);
+    expect(progress.join('\n')).toMatch(/waiting for other\.example pid 4242 to load key \S+ \(up to 10 s; an instance not heard from for 1 s counts as stopped/);
+    expect(h.services.keyring.currentKid).toBe(rotated.kid);
+    await secretsOpen(h, [link.id]);
+  });
 });
