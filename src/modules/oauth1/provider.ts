@@ -12,7 +12,7 @@ import type { Actor } from '../../services/audit.js';
 import type { Authorization } from '../../services/authorizations.js';
 import type { Services } from '../../services/index.js';
 import { toPrincipalUser } from '../../services/users.js';
-import { isForeignKeyViolation, isUniqueViolation, type Executor } from '../../storage/repositories/common.js';
+import { isForeignKeyViolation, isUniqueViolation, unlessDeletedMeanwhile, type Executor } from '../../storage/repositories/common.js';
 import type { UserRecord } from '../../storage/repositories/users.js';
 import { andThen, type Awaitable } from '../../util/awaitable.js';
 import { LastUse } from '../../util/last-use.js';
@@ -248,30 +248,25 @@ export class OAuth1Provider {
   /** "Allow": binds the request token to the user with a fresh verifier. Answers the verifier. */
   async approve(pending: PendingAuthorization, user: UserRecord, actor: Actor): Promise<string> {
     const verifier = Array.from({ length: VERIFIER_LENGTH }, () => VERIFIER_ALPHABET[randomInt(VERIFIER_ALPHABET.length)]).join('');
-    let ok: boolean;
-    try {
-      ok = await this.s.store.transaction(async (repos, trx) => {
-        if (!(await new OAuth1Repository(trx).authorizeRequestToken(pending.record.tokenHash, user.id, hashToken(verifier), this.now))) return false;
-        await this.s.audit.record(actor, { action: 'oauth1.consent', target: { type: 'link', id: pending.consumer.linkId, name: pending.consumer.linkName }, details: { consumerKey: pending.consumer.key } }, repos);
-        return true;
-      });
-    } catch (error) {
-      if (isForeignKeyViolation(error)) throw await this.removedWhileDeciding(error, pending, user.id);
-      throw error;
-    }
+    const ok = await unlessDeletedMeanwhile(
+      () =>
+        this.s.store.transaction(async (repos, trx) => {
+          if (!(await new OAuth1Repository(trx).authorizeRequestToken(pending.record.tokenHash, user.id, hashToken(verifier), this.now))) return false;
+          await this.s.audit.record(actor, { action: 'oauth1.consent', target: { type: 'link', id: pending.consumer.linkId, name: pending.consumer.linkName }, details: { consumerKey: pending.consumer.key } }, repos);
+          return true;
+        }),
+      (error) => this.removedWhileDeciding(error, pending, user.id),
+    );
     if (!ok) throw new AppError('oauth1_token_rejected', { message: 'This authorization request was already decided or has expired.' });
     return verifier;
   }
 
   /** "Deny": the access-token call for this token will get permission_denied. */
   async deny(pending: PendingAuthorization, user: UserRecord): Promise<void> {
-    let ok: boolean;
-    try {
-      ok = await this.repo.denyRequestToken(pending.record.tokenHash, user.id);
-    } catch (error) {
-      if (isForeignKeyViolation(error)) throw await this.removedWhileDeciding(error, pending, user.id);
-      throw error;
-    }
+    const ok = await unlessDeletedMeanwhile(
+      () => this.repo.denyRequestToken(pending.record.tokenHash, user.id),
+      (error) => this.removedWhileDeciding(error, pending, user.id),
+    );
     if (!ok) throw new AppError('oauth1_token_rejected', { message: 'This authorization request was already decided.' });
   }
 

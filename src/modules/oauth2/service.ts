@@ -8,7 +8,7 @@ import { capAt, capForUser, closure, covers, formatScope, parseScope, type Scope
 import type { Actor } from '../../services/audit.js';
 import type { Authorization } from '../../services/authorizations.js';
 import type { Services } from '../../services/index.js';
-import { isForeignKeyViolation, type Executor } from '../../storage/repositories/common.js';
+import { isForeignKeyViolation, unlessDeletedMeanwhile, type Executor } from '../../storage/repositories/common.js';
 import type { Repositories } from '../../storage/store.js';
 import type { LinkRecord } from '../../storage/repositories/links.js';
 import type { UserRecord } from '../../storage/repositories/users.js';
@@ -365,33 +365,31 @@ export class OAuth2Service {
     // The user may have lost administrator rights since consenting, the client some of its scopes.
     const scopes = capAt(capForUser(code.scopes, user.isAdmin), client.scopes);
     const issued = this.newPair(client, user.id, code.grantId, scopes, 0, now);
-    let won: boolean;
-    try {
-      won = await this.s.store.transaction(async (_repos, trx) => {
-        const r = new OAuth2Repository(trx);
-        if (!(await r.consumeCode(codeHash, now))) return false;
-        await r.insertGrant({
-          id: code.grantId,
-          linkId: client.linkId,
-          userId: user.id,
-          clientId: client.clientId,
-          scopes,
-          redirectUri: code.redirectUri,
-          refreshGeneration: 0,
-          version: 0,
-          createdAt: now,
-          lastUsedAt: now,
-          expiresAt: now + this.refreshTtlMs,
-        });
-        await r.insertTokens(issued.records);
-        return true;
-      });
-    } catch (error) {
-      // The client's link or the user was deleted (by another request or instance) between the
-      // reads above and this transaction: nothing was written (the code is not consumed either).
-      if (isForeignKeyViolation(error)) throw await this.removedAtTokenEndpoint(error, client, user.id);
-      throw error;
-    }
+    // The client's link or the user deleted (by another request or instance) between the reads
+    // above and this transaction: nothing is written (the code is not consumed either).
+    const won = await unlessDeletedMeanwhile(
+      () =>
+        this.s.store.transaction(async (_repos, trx) => {
+          const r = new OAuth2Repository(trx);
+          if (!(await r.consumeCode(codeHash, now))) return false;
+          await r.insertGrant({
+            id: code.grantId,
+            linkId: client.linkId,
+            userId: user.id,
+            clientId: client.clientId,
+            scopes,
+            redirectUri: code.redirectUri,
+            refreshGeneration: 0,
+            version: 0,
+            createdAt: now,
+            lastUsedAt: now,
+            expiresAt: now + this.refreshTtlMs,
+          });
+          await r.insertTokens(issued.records);
+          return true;
+        }),
+      (error) => this.removedAtTokenEndpoint(error, client, user.id),
+    );
     if (!won) {
       // Gone rather than used: revoked, or taken along with its deleted link or user.
       if (!(await this.repo.findCode(codeHash))) throw new AppError('oauth2_invalid_grant', { message: 'The authorization code is no longer valid.' });
@@ -446,20 +444,18 @@ export class OAuth2Service {
     const cap = (scopes: readonly Scope[]) => capAt(capForUser(scopes, user.isAdmin), client.scopes);
     const generation = mode === 'rotate' ? n + 1 : n;
     const issued = this.newPair(client, user.id, grant.id, cap(requested ?? grant.scopes), generation, now, cap(grant.scopes));
-    let ok: boolean;
-    try {
-      ok = await this.s.store.transaction(async (_repos, trx) => {
-        const r = new OAuth2Repository(trx);
-        if (!(await r.advanceGrant(grant.id, grant.version, generation, now, now + this.refreshTtlMs))) return false;
-        if (mode === 'retry') await r.replaceGeneration(grant.id, n, now);
-        await r.insertTokens(issued.records);
-        return true;
-      });
-    } catch (error) {
-      // The client's link or the user was deleted meanwhile: nothing was written, the grant is unchanged.
-      if (isForeignKeyViolation(error)) throw await this.removedAtTokenEndpoint(error, client, user.id);
-      throw error;
-    }
+    // The client's link or the user deleted meanwhile: nothing is written, the grant is unchanged.
+    const ok = await unlessDeletedMeanwhile(
+      () =>
+        this.s.store.transaction(async (_repos, trx) => {
+          const r = new OAuth2Repository(trx);
+          if (!(await r.advanceGrant(grant.id, grant.version, generation, now, now + this.refreshTtlMs))) return false;
+          if (mode === 'retry') await r.replaceGeneration(grant.id, n, now);
+          await r.insertTokens(issued.records);
+          return true;
+        }),
+      (error) => this.removedAtTokenEndpoint(error, client, user.id),
+    );
     if (!ok) {
       if (!(await this.repo.findGrant(grant.id))) throw new AppError('oauth2_invalid_grant', { message: 'The refresh token was revoked.' });
       throw new AppError('oauth2_invalid_grant', { message: 'The refresh token was used by a concurrent request; use the newest refresh token.' });

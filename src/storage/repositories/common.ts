@@ -31,6 +31,19 @@ export async function uniquely<T>(write: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * Runs a write; a foreign-key failure (a link, client or user it names was deleted meanwhile, by
+ * another request or instance) becomes the error `explain` answers. Nothing was written then.
+ */
+export async function unlessDeletedMeanwhile<T>(write: () => Promise<T>, explain: (error: unknown) => Promise<Error>): Promise<T> {
+  try {
+    return await write();
+  } catch (error) {
+    if (isForeignKeyViolation(error)) throw await explain(error);
+    throw error;
+  }
+}
+
 export const bool = (n: number | boolean): boolean => n === 1 || n === true;
 export const int = (b: boolean): number => (b ? 1 : 0);
 
