@@ -129,8 +129,10 @@ export class KeyService {
             continue;
           }
           const match = sql.join(col.keyColumns.map((c) => sql`${sql.ref(c)} = ${row[c]}`), sql` and `);
-          await sql`update ${sql.table(col.table)} set ${sql.ref(col.column)} = ${keyring.seal(value, col.context(row))} where ${match}`.execute(trx);
-          resealed.set(where, (resealed.get(where) ?? 0) + 1);
+          // Only as read: a value written meanwhile (a new secret, sealed under the current key by
+          // the instance that wrote it) is never replaced by the old one re-sealed.
+          const r = await sql`update ${sql.table(col.table)} set ${sql.ref(col.column)} = ${keyring.seal(value, col.context(row))} where ${match} and ${sql.ref(col.column)} = ${sealed}`.execute(trx);
+          if (Number(r.numAffectedRows ?? 0) > 0) resealed.set(where, (resealed.get(where) ?? 0) + 1);
         }
       }
       census = await this.countSealed(trx);

@@ -185,6 +185,36 @@ describe.each(DIALECTS)('secrets at rest on %s', (dialect) => {
 });
 
 
+describe('re-sealing beside another instance, on postgres', () => {
+  let h: Harness;
+  beforeEach(async () => {
+    h = await createHarness('postgres');
+  });
+  afterEach(async () => h.close());
+
+  it('never puts back a secret that another instance replaced while it re-sealed', async () => {
+    const link = await createBasicLink(h, 'Racing', 'the-old-password-1b');
+    const context = sealContext(link.id, 'outgoing', 'basic');
+    const replaced = h.services.keyring.seal(JSON.stringify({ password: 'the-new-password-2c' }), context);
+    let resealing: Promise<unknown> | undefined;
+    // Another instance writes the new password in a transaction that is still open when the
+    // re-seal reads the old one; the re-seal's update waits for it, then finds the value changed.
+    await h.services.store.db.connection().execute(async (other) => {
+      await sql`begin`.execute(other);
+      await sql`update link_auth set secrets_sealed = ${replaced} where link_id = ${link.id} and type = 'basic'`.execute(other);
+      resealing = h.services.keys.reseal(new Keyring([Keyring.generateKey(), ...readKeys(h)]));
+      const waiting = async () => Number((await sql<{ n: string }>`select count(*) as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()`.execute(h.services.store.db)).rows[0]!.n) > 0;
+      for (let i = 0; i < 200 && !(await waiting()); i++) await new Promise((r) => setTimeout(r, 25));
+      expect(await waiting()).toBe(true);
+      await sql`commit`.execute(other);
+    });
+    await resealing;
+    const [auth] = (await h.services.store.links.listAuth(link.id)).filter((a) => a.type === 'basic');
+    expect(auth!.secretsSealed).toBe(replaced);
+    expect(h.services.links.openSecrets(auth!)).toEqual({ password: 'the-new-password-2c' });
+  });
+});
+
 function readKeys(h: Harness): Buffer[] {
   const file = path.join(h.config.dataDir, 'master.key');
   expect(statSync(file).mode & 0o777).toBe(0o600);
