@@ -190,10 +190,12 @@ export class LinkService {
   /**
    * Sets one type's configuration on one side. Omitted secret fields keep their stored values.
    * Answers the secrets a module generated for it (a client made confidential), this once.
-   * The link and the configuration are read before the transaction: a configuration added
-   * meanwhile (another request, another instance) is a `conflict`, never silently replaced (what
-   * that one's `within` wrote, a client secret, would then vouch for this one); a link deleted
-   * meanwhile is `not_found`, with nothing written.
+   * The link and the configuration are read before the transaction: a configuration added,
+   * changed or removed meanwhile (another request, another instance, a key rotation re-sealing
+   * its secrets) is a `conflict`, never silently replaced: what this write keeps and revokes was
+   * decided against the configuration it read, and what another write's `within` did (a client
+   * secret) would vouch for this one. A link deleted meanwhile is `not_found`. Nothing is written
+   * either way.
    */
   async setAuth(id: string, direction: Direction, type: string, config: Record<string, unknown>, actor: Actor, within?: Within): Promise<LinkWritten> {
     const link = await this.store.links.findById(id);
@@ -203,8 +205,8 @@ export class LinkService {
     const issued: IssuedByType = {};
     const write = () =>
       this.store.transaction(async (repos, trx) => {
-        if (existing) await repos.links.upsertAuth(auth);
-        else await repos.links.insertAuth(auth);
+        if (!existing) await repos.links.insertAuth(auth);
+        else if (!(await repos.links.replaceAuth(existing, auth))) throw changedMeanwhile(direction, type);
         // A new lookup key (consumer key, client id) is a different client: what the old one was
         // issued goes. Otherwise each module revokes what the changed configuration no longer vouches for.
         const sameKey = existing !== undefined && existing.lookupKey === auth.lookupKey;
@@ -224,14 +226,15 @@ export class LinkService {
 
   /**
    * What a configuration write refused because of a concurrent change means: the link deleted
-   * (foreign key) is `not_found`; a configuration of this type that appeared since it was read
-   * absent is a `conflict`. Either way the transaction wrote nothing.
+   * (a foreign key, or the configuration gone with it) is `not_found`; a configuration of this
+   * type that appeared since it was read absent is a `conflict`. Either way nothing was written.
    */
   private async raceAsAppErrors<T>(id: string, direction: Direction, type: string, existing: LinkAuthRecord | undefined, work: () => Promise<T>): Promise<T> {
     try {
       return await work();
     } catch (error) {
-      if (isForeignKeyViolation(error) && !(await this.store.links.findById(id))) {
+      const refused = isForeignKeyViolation(error) || (error instanceof AppError && error.code === 'conflict');
+      if (refused && !(await this.store.links.findById(id))) {
         this.revocations.link(id);
         throw new AppError('not_found', { message: 'No such application link: it was deleted meanwhile.', cause: error });
       }
@@ -528,4 +531,9 @@ function normaliseUrl(url: string | null): string | null {
     throw new AppError('validation_failed', { field: 'url', message: 'url: must be an http(s) URL without credentials, query or fragment.' });
   }
   return parsed.toString().replace(/\/+$/, '');
+}
+
+/** A configuration write refused because the configuration it was decided against is no longer there as read. */
+function changedMeanwhile(direction: Direction, type: string): AppError {
+  return new AppError('conflict', { message: `The link's ${direction} ${type} configuration was changed or removed meanwhile; look at it and try again.` });
 }

@@ -6,6 +6,8 @@ import { oauth1Of } from '../../src/modules/oauth1/index.js';
 import { OAuth1Repository } from '../../src/modules/oauth1/repository.js';
 import { oauth2Of } from '../../src/modules/oauth2/index.js';
 import { ClientManager } from '../../src/modules/oauth2/management.js';
+import { LinkService } from '../../src/services/links.js';
+import { KyselyLinkRepository } from '../../src/storage/repositories/links.js';
 import { OAuth2Repository } from '../../src/modules/oauth2/repository.js';
 import { createHarness, DIALECTS, json, userWithToken, type Harness } from '../helpers/harness.js';
 import { ACCESS_TOKEN, AUTHORIZE as OAUTH1_AUTHORIZE, CALLBACK, dance, formOf, problemOf, registerConsumer, REQUEST_TOKEN, signedInject, type TestConsumer } from '../helpers/oauth1.js';
@@ -282,6 +284,98 @@ describe.each(DIALECTS)('deleted while in use, on %s', (dialect) => {
         expect(await audited('oauth2.client.create')).toBe(1);
         expect((await post(h, TOKEN, first!, { grant_type: 'client_credentials' })).statusCode).not.toBe(401);
         noErrorLogged();
+      });
+
+      /** Runs `change` as another instance would, after the admin API read the configuration and before it writes. */
+      const beforeTheWrite = (change: () => Promise<void>) => {
+        const prepare = (LinkService.prototype as unknown as { prepareAuth: (...args: unknown[]) => Promise<unknown> }).prepareAuth;
+        vi.spyOn(LinkService.prototype as unknown as { prepareAuth: typeof prepare }, 'prepareAuth').mockImplementationOnce(async function (this: LinkService, ...args: unknown[]) {
+          const prepared = await prepare.apply(this, args);
+          await change();
+          return prepared;
+        });
+      };
+      const clientConfig = async (linkId: string) => (await h.services.store.links.findAuth(linkId, 'incoming', 'oauth2'))!;
+
+      it('answers conflict, and keeps the other change, when a client is changed on another instance while it is updated', async () => {
+        const client = await registerClient(h, { scopes: ['READ', 'WRITE'] });
+        beforeTheWrite(async () => {
+          const read = await clientConfig(client.linkId);
+          await h.services.store.links.upsertAuth({ ...read, config: { ...read.config, scopes: ['READ'] }, updatedAt: read.updatedAt + 1 });
+        });
+        const res = await h.inject({ method: 'PATCH', url: `/api/v1/oauth2/clients/${client.clientId}`, headers: { authorization: h.adminBasic }, payload: { redirectUris: ['https://elsewhere.example/cb'] } });
+        expect([res.statusCode, json(res).error], res.body).toEqual([409, 'conflict']);
+        expect(json(res).message).toMatch(/changed or removed meanwhile/);
+        const now = await clientConfig(client.linkId);
+        expect(now.config).toMatchObject({ scopes: ['READ'], redirectUris: [REDIRECT] });
+        expect(await audited('link.incoming.set')).toBe(0);
+        noErrorLogged();
+      });
+
+      it('answers conflict, and re-creates nothing, when a client is removed on another instance while it is updated', async () => {
+        const client = await registerClient(h);
+        beforeTheWrite(async () => {
+          expect(await h.services.store.links.deleteAuth(client.linkId, 'incoming', 'oauth2')).toBe(true);
+        });
+        const res = await h.inject({ method: 'PATCH', url: `/api/v1/oauth2/clients/${client.clientId}`, headers: { authorization: h.adminBasic }, payload: { name: 'Renamed' } });
+        expect([res.statusCode, json(res).error], res.body).toEqual([409, 'conflict']);
+        expect(await count('link_auth')).toBe(0);
+        noErrorLogged();
+      });
+
+      it('answers not_found when the link is deleted on another instance while a client is updated', async () => {
+        const client = await registerClient(h);
+        beforeTheWrite(() => deleteLinkElsewhere(client.linkId));
+        const res = await h.inject({ method: 'PATCH', url: `/api/v1/oauth2/clients/${client.clientId}`, headers: { authorization: h.adminBasic }, payload: { scopes: ['READ'] } });
+        expect([res.statusCode, json(res).error], res.body).toEqual([404, 'not_found']);
+        expect(await count('link_auth')).toBe(0);
+        noErrorLogged();
+      });
+
+      describe('deleting a service account', () => {
+        /** The user is deleted after `change` committed elsewhere, though the deletion read the configurations before it. */
+        const deleteUserAfter = async (userId: string, change: () => Promise<void>) => {
+          const asRead = await h.services.store.links.listAllAuth();
+          await change();
+          vi.spyOn(KyselyLinkRepository.prototype, 'listAllAuth').mockResolvedValueOnce(asRead);
+          return h.inject({ method: 'DELETE', url: `/api/v1/users/${userId}`, headers: { authorization: h.adminBasic } });
+        };
+
+        it('deletes the user when the client’s link is deleted on another instance meanwhile', async () => {
+          const robot = (await userWithToken(h, 'robot')).user;
+          const client = await registerClient(h, { serviceAccount: 'robot', redirectUris: [] });
+          const res = await deleteUserAfter(robot.id, () => deleteLinkElsewhere(client.linkId));
+          expect(res.statusCode, res.body).toBe(204);
+          expect(await h.services.store.users.findById(robot.id)).toBeUndefined();
+          expect(await count('link_auth')).toBe(0);
+          noErrorLogged();
+        });
+
+        it('keeps a change made to the client on another instance meanwhile, and no longer names the user', async () => {
+          const robot = (await userWithToken(h, 'robot')).user;
+          const client = await registerClient(h, { serviceAccount: 'robot', redirectUris: [], scopes: ['READ', 'WRITE'] });
+          const res = await deleteUserAfter(robot.id, async () => {
+            const read = await clientConfig(client.linkId);
+            await h.services.store.links.upsertAuth({ ...read, config: { ...read.config, scopes: ['READ'] }, updatedAt: read.updatedAt + 1 });
+          });
+          expect(res.statusCode, res.body).toBe(204);
+          expect((await clientConfig(client.linkId)).config).toMatchObject({ scopes: ['READ'], serviceAccountUserId: null });
+          noErrorLogged();
+        });
+
+        it('leaves a client alone that no longer names the user when it is deleted', async () => {
+          const robot = (await userWithToken(h, 'robot')).user;
+          await userWithToken(h, 'other-robot');
+          const client = await registerClient(h, { serviceAccount: 'robot', redirectUris: [] });
+          const other = (await h.services.store.users.findByUsername('other-robot'))!;
+          const res = await deleteUserAfter(robot.id, async () => {
+            const read = await clientConfig(client.linkId);
+            await h.services.store.links.upsertAuth({ ...read, config: { ...read.config, serviceAccountUserId: other.id }, updatedAt: read.updatedAt + 1 });
+          });
+          expect(res.statusCode, res.body).toBe(204);
+          expect((await clientConfig(client.linkId)).config).toMatchObject({ serviceAccountUserId: other.id });
+          noErrorLogged();
+        });
       });
 
       it('answers not_found, and stores no secret, when a client is removed while its secret is rotated', async () => {

@@ -10,7 +10,7 @@ import type { Authorization } from '../../services/authorizations.js';
 import type { Services } from '../../services/index.js';
 import { isForeignKeyViolation, unlessDeletedMeanwhile, type Executor } from '../../storage/repositories/common.js';
 import type { Repositories } from '../../storage/store.js';
-import type { LinkRecord } from '../../storage/repositories/links.js';
+import type { LinkAuthRecord, LinkRecord } from '../../storage/repositories/links.js';
 import type { UserRecord } from '../../storage/repositories/users.js';
 import { andThen, type Awaitable } from '../../util/awaitable.js';
 import { uuidv7 } from '../../util/ids.js';
@@ -778,10 +778,19 @@ export class OAuth2Service {
    */
   async serviceAccountDeleted(repos: Repositories, userId: string): Promise<string[]> {
     const changed: string[] = [];
-    for (const auth of await repos.links.listAllAuth()) {
-      if (auth.direction !== 'incoming' || auth.type !== OAUTH2_TYPE || (auth.config as ClientConfig).serviceAccountUserId !== userId) continue;
-      await repos.links.upsertAuth({ ...auth, config: { ...auth.config, serviceAccountUserId: null }, updatedAt: this.now });
-      changed.push(auth.linkId);
+    const namesUser = (auth: LinkAuthRecord | undefined): auth is LinkAuthRecord => auth?.direction === 'incoming' && auth.type === OAUTH2_TYPE && (auth.config as ClientConfig).serviceAccountUserId === userId;
+    for (const read of (await repos.links.listAllAuth()).filter(namesUser)) {
+      // Only as read: a client changed or its link deleted meanwhile (another instance) is read
+      // again, and left alone once it no longer names the user.
+      let auth: LinkAuthRecord | undefined = read;
+      for (let attempt = 0; namesUser(auth); attempt++) {
+        if (attempt === 5) throw new AppError('conflict', { message: 'An OAuth 2.0 client naming this user as its service account keeps changing; try again.' });
+        if (await repos.links.replaceAuth(auth, { ...auth, config: { ...auth.config, serviceAccountUserId: null }, updatedAt: this.now })) {
+          changed.push(auth.linkId);
+          break;
+        }
+        auth = await repos.links.findAuth(read.linkId, read.direction, read.type);
+      }
     }
     return changed;
   }

@@ -51,6 +51,12 @@ export interface LinkRepository {
   findAuth(linkId: string, direction: Direction, type: string): Promise<LinkAuthRecord | undefined>;
   findAuthByLookupKey(direction: Direction, type: string, lookupKey: string): Promise<LinkAuthRecord | undefined>;
   upsertAuth(auth: LinkAuthRecord): Promise<void>;
+  /**
+   * Replaces a configuration only if it is still exactly as `expected` was read (configuration,
+   * sealed secrets, lookup key, update time): false, with nothing written, when it changed or went
+   * meanwhile (another request or instance, a key rotation re-sealing it).
+   */
+  replaceAuth(expected: LinkAuthRecord, next: LinkAuthRecord): Promise<boolean>;
   /** Adds a configuration the link does not have: one that exists (written meanwhile) throws UniqueViolation, as a taken lookup key does. */
   insertAuth(auth: LinkAuthRecord): Promise<void>;
   deleteAuth(linkId: string, direction: Direction, type: string): Promise<boolean>;
@@ -161,6 +167,25 @@ export class KyselyLinkRepository implements LinkRepository {
         )
         .execute(),
     );
+  }
+
+  async replaceAuth(expected: LinkAuthRecord, next: LinkAuthRecord): Promise<boolean> {
+    const was = authValues(expected);
+    const values = authValues(next);
+    const r = await uniquely(() =>
+      this.db
+        .updateTable('link_auth')
+        .set({ config: values.config, secrets_sealed: values.secrets_sealed, secret_fields: values.secret_fields, lookup_key: values.lookup_key, updated_at: values.updated_at })
+        .where('link_id', '=', expected.linkId)
+        .where('direction', '=', expected.direction)
+        .where('type', '=', expected.type)
+        .where('config', '=', was.config)
+        .where('secrets_sealed', was.secrets_sealed === null ? 'is' : '=', was.secrets_sealed)
+        .where('lookup_key', was.lookup_key === null ? 'is' : '=', was.lookup_key)
+        .where('updated_at', '=', was.updated_at)
+        .executeTakeFirst(),
+    );
+    return Number(r.numUpdatedRows) > 0;
   }
 
   async insertAuth(a: LinkAuthRecord): Promise<void> {
