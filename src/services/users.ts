@@ -182,7 +182,10 @@ export class UserService {
   }
 
   async delete(id: string, actor: Actor): Promise<void> {
-    const changedLinks = await this.store.transaction(async (repos) => {
+    const changedLinks = await this.store.transaction(async (repos, trx) => {
+      // First, so that a write naming the user (a service account) either commits before this
+      // reads what names them, or waits and finds them gone.
+      await this.store.capabilities.lockRow(trx, 'users', id, 'update');
       const user = await repos.users.findById(id);
       if (!user) throw new AppError('not_found', { message: 'No such user.' });
       const changed = (await this.onDelete?.(repos, id)) ?? [];

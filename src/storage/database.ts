@@ -5,6 +5,7 @@ import { Kysely, PostgresDialect, SqliteDialect, sql, type SqliteDatabase, type 
 import pg from 'pg';
 import { startCheckpointer, type Checkpointer } from './checkpointer.js';
 import { migrations } from './migrations/index.js';
+import type { Executor } from './repositories/common.js';
 import type { Database } from './schema.js';
 
 export type DialectName = 'sqlite' | 'postgres';
@@ -31,6 +32,14 @@ export interface Capabilities {
    * are names from the code, never from a request.
    */
   appendRows(db: Kysely<Database>, table: string, columns: readonly string[], rows: ReadonlyArray<readonly unknown[]>): Promise<void>;
+  /**
+   * Inside a transaction: holds the row of `table` whose `id` is given until the transaction ends
+   * (PostgreSQL `SELECT … FOR UPDATE` or `FOR SHARE`; SQLite runs one write transaction at a
+   * time, so reading it is enough) and answers whether it exists. Two transactions that lock the
+   * same row first are thereby ordered: what one wrote is read by the other. `table` is a name
+   * from the code, never from a request.
+   */
+  lockRow(trx: Executor, table: 'users', id: string, mode: 'update' | 'share'): Promise<boolean>;
   /** Stops the store's own background work (the embedded store's checkpoint thread) before it is closed. */
   stopBackground(): Promise<void>;
 }
@@ -111,6 +120,7 @@ export function openDatabase(url: string, options: OpenOptions = {}): OpenedData
         },
         // The transaction's first write (the bookkeeping table) takes SQLite's write lock.
         lockMigrations: async () => undefined,
+        lockRow: async (trx, table, id) => (await sql`select id from ${sql.table(table)} where id = ${id}`.execute(trx)).rows.length > 0,
         stopBackground: async () => checkpointer?.stop(),
         appendRows: async (db, table, columns, rows) => {
           if (rows.length === 0) return;
@@ -155,6 +165,7 @@ export function openDatabase(url: string, options: OpenOptions = {}): OpenedData
         shared: true,
         purgeOldVersions: async () => undefined,
         stopBackground: async () => undefined,
+        lockRow: async (trx, table, id, mode) => (await sql`select id from ${sql.table(table)} where id = ${id} ${mode === 'update' ? sql`for update` : sql`for share`}`.execute(trx)).rows.length > 0,
         lockMigrations: async (trx) => {
           await sql`select pg_advisory_xact_lock(hashtext(${'applinks-migrations:'} || current_schema()))`.execute(trx);
         },

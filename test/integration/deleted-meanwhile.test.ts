@@ -332,6 +332,26 @@ describe.each(DIALECTS)('deleted while in use, on %s', (dialect) => {
         noErrorLogged();
       });
 
+      it('refuses to name a service account deleted on another instance while the client is updated', async () => {
+        const robot = (await userWithToken(h, 'robot')).user;
+        const client = await registerClient(h);
+        beforeTheWrite(() => deleteUserElsewhere(robot.id));
+        const res = await h.inject({ method: 'PATCH', url: `/api/v1/oauth2/clients/${client.clientId}`, headers: { authorization: h.adminBasic }, payload: { serviceAccount: 'robot' } });
+        expect([res.statusCode, json(res).error], res.body).toEqual([400, 'validation_failed']);
+        expect((await clientConfig(client.linkId)).config).toMatchObject({ serviceAccountUserId: null });
+        noErrorLogged();
+      });
+
+      it('registers no client naming a service account deleted on another instance meanwhile', async () => {
+        const robot = (await userWithToken(h, 'robot')).user;
+        beforeTheWrite(() => deleteUserElsewhere(robot.id));
+        const res = await h.inject({ method: 'POST', url: '/api/v1/oauth2/clients', headers: { authorization: h.adminBasic }, payload: { name: 'Robot', redirectUris: [], serviceAccount: 'robot' } });
+        expect([res.statusCode, json(res).error], res.body).toEqual([400, 'validation_failed']);
+        expect(await count('links')).toBe(0);
+        await nothingRegistered();
+        noErrorLogged();
+      });
+
       describe('deleting a service account', () => {
         /** The user is deleted after `change` committed elsewhere, though the deletion read the configurations before it. */
         const deleteUserAfter = async (userId: string, change: () => Promise<void>) => {

@@ -78,7 +78,8 @@ export class ClientManager {
     const within: Within = async (repos, trx, linkId) => {
       if (owner) {
         const repo = new OAuth2Repository(trx);
-        if (ownerLimit !== undefined) await repo.lockOwner(owner.id, this.s.store.capabilities.dialect);
+        // Two registrations of one developer count their apps one after the other.
+        if (ownerLimit !== undefined) await this.s.store.capabilities.lockRow(trx, 'users', owner.id, 'update');
         await repo.setOwner(linkId, owner.id, this.s.clock.now());
         if (ownerLimit !== undefined && (await repo.ownedLinks(owner.id)).length > ownerLimit) throw tooManyApps(ownerLimit);
       }

@@ -120,14 +120,6 @@ export class OAuth2Repository {
   }
 
   // ---------- developer-area ownership
-  /**
-   * Holds the developer's row until the transaction ends, so two registrations of one developer
-   * count their apps one after the other (PostgreSQL; SQLite runs one write transaction at a time).
-   */
-  async lockOwner(userId: string, dialect: DialectName): Promise<void> {
-    if (dialect === 'postgres') await sql`select id from users where id = ${userId} for update`.execute(this.db);
-  }
-
   async setOwner(linkId: string, userId: string, now: number): Promise<void> {
     await this.db.insertInto('oauth2_client_owners').values({ link_id: linkId, user_id: userId, created_at: now }).execute();
   }

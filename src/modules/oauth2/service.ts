@@ -764,6 +764,12 @@ export class OAuth2Service {
    */
   async clientSet(set: AuthSet): Promise<IssuedSecrets | undefined> {
     const after = set.after as ClientConfig;
+    // The service account was looked up before the transaction: held now, so that a deletion
+    // either waits for this write (and then un-names it) or has happened (and this one stops).
+    const account = after.serviceAccountUserId ?? null;
+    if (account !== null && account !== ((set.before as ClientConfig | undefined)?.serviceAccountUserId ?? null) && !(await this.s.store.capabilities.lockRow(set.trx, 'users', account, 'share'))) {
+      throw new AppError('validation_failed', { field: 'serviceAccount', message: 'serviceAccount: no such user (deleted meanwhile).' });
+    }
     if (!after.confidential || (set.before as ClientConfig | undefined)?.confidential === true) return undefined;
     const clientSecret = randomToken(CLIENT_SECRET_PREFIX);
     const now = this.now;
