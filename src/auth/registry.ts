@@ -54,7 +54,11 @@ export interface AuthTypeDescriptor {
    */
   readonly incomingVia?: string;
   readonly incoming?: LinkAuthSpec;
-  readonly outgoing?: LinkAuthSpec & { readonly signer?: OutgoingSigner };
+  readonly outgoing?: LinkAuthSpec & {
+    readonly signer?: OutgoingSigner;
+    /** Signs only for a named user (3-legged OAuth, impersonation): a call for no user does not choose it as the primary type. */
+    readonly forUsersOnly?: boolean;
+  };
 }
 
 /**
@@ -200,11 +204,14 @@ export class AuthTypeRegistry {
     return this.all().filter((t) => t[direction] !== undefined);
   }
 
-  /** Of the given configured type ids, the one of highest weight. */
-  primary(typeIds: readonly string[]): AuthTypeDescriptor | undefined {
+  /**
+   * Of the given configured outgoing type ids, the one of highest weight; with `withoutUser` (a
+   * call for no user), the one of highest weight among those that can sign without one.
+   */
+  primary(typeIds: readonly string[], options: { withoutUser?: boolean } = {}): AuthTypeDescriptor | undefined {
     return typeIds
       .map((id) => this.types.get(id))
-      .filter((t): t is AuthTypeDescriptor => t !== undefined)
+      .filter((t): t is AuthTypeDescriptor => t !== undefined && !(options.withoutUser && t.outgoing?.forUsersOnly))
       .sort((a, b) => b.weight - a.weight)[0];
   }
 }

@@ -35,16 +35,22 @@ export class OutgoingClient {
     if (!link) throw new AppError('not_found', { message: `No application link "${linkRef}".` });
     if (!link.url) throw new AppError('validation_failed', { field: 'link', message: 'The link is incoming-only: it has no URL to call.' });
     const auths = (await this.s.store.links.listAuth(link.id)).filter((a) => a.direction === 'outgoing');
-    const descriptor = call.type ? this.s.registry.get(call.type) : this.s.registry.primary(auths.map((a) => a.type));
+    const asUser = await this.userOf(call.asUser);
+    // A call for no user takes the primary type among those that do not act for a user.
+    const descriptor = call.type ? this.s.registry.get(call.type) : this.s.registry.primary(auths.map((a) => a.type), { withoutUser: asUser === null });
     const auth = descriptor && auths.find((a) => a.type === descriptor.id);
     if (!descriptor || !auth) {
-      throw new AppError('validation_failed', { field: 'type', message: call.type ? `The link has no outgoing ${call.type} configuration.` : 'The link has no outgoing authentication configured.' });
+      const missing = call.type
+        ? `The link has no outgoing ${call.type} configuration.`
+        : auths.length > 0 && asUser === null
+          ? 'Every outgoing type of the link signs for a user: name the user (asUser).'
+          : 'The link has no outgoing authentication configured.';
+      throw new AppError('validation_failed', { field: call.type || auths.length === 0 ? 'type' : 'asUser', message: missing });
     }
     const signer = descriptor.outgoing?.signer;
     if (!signer) throw new AppError('validation_failed', { field: 'type', message: `${descriptor.id} cannot sign requests.` });
 
     const url = resolveOnOrigin(link.url, call.url);
-    const asUser = await this.userOf(call.asUser);
     const request: OutgoingRequest = { method: (call.method ?? 'GET').toUpperCase(), url, headers: { ...(call.headers ?? {}) }, ...(call.body !== undefined ? { body: call.body } : {}) };
     const context = { link, config: auth.config, secrets: this.s.links.openSecrets(auth), asUser, services: this.s };
     const signed = await signer.sign(request, context);

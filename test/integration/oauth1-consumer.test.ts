@@ -153,6 +153,16 @@ describe.each(DIALECTS)('our OAuth 1.0a consumer against our provider on %s', (d
     // Signed in the query as Atlassian's consumer does; the provider's gateway keeps it from its host.
     expect(upstream.seen.at(-1)!.url).toBe('/rest/api/2/myself');
 
+    // For no user: impersonation is never sent without the user it names (it would reach the
+    // remote as plain 2-legged, as its "execute as" user), and the primary type is the heaviest
+    // one that signs without a user.
+    await expect(call(null, 'oauth1-2lo-impersonation')).rejects.toMatchObject({ code: 'validation_failed', field: 'asUser' });
+    const seen = upstream.seen.length;
+    const forNobody = await call(null);
+    expect(forNobody).toMatchObject({ kind: 'response', authType: 'oauth1-2lo', status: 200 });
+    expect(upstream.seen.length).toBe(seen + 1);
+    expect(upstream.seen.at(-1)!.headers).toMatchObject({ 'x-applinks-user': 'bob', 'x-applinks-auth': 'oauth1-2lo' });
+
     // A user the provider does not have: refused there, reported here as the remote's answer.
     await userWithToken(consumer, 'dave');
     const unknown = await call('dave');

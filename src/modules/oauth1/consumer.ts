@@ -124,7 +124,9 @@ export class OAuth1Consumer {
     return {
       sign: async (request, ctx) => {
         let target = request;
-        if (type === OAUTH1_2LOI_TYPE && ctx.asUser) {
+        if (type === OAUTH1_2LOI_TYPE) {
+          // Without a user it would go out as plain 2-legged: the remote's own "execute as" user, not who was asked for.
+          if (!ctx.asUser) throw new AppError('validation_failed', { field: 'asUser', message: '2-legged OAuth with impersonation acts for one user: name the user (asUser).' });
           // Atlassian appends xoauth_requestor_id to the URL and signs it (TwoLeggedOAuthWithImpersonationRequest).
           const url = new URL(request.url);
           url.searchParams.delete('xoauth_requestor_id');

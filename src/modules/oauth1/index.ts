@@ -78,7 +78,7 @@ export const oauth1Module: ProtocolModule = {
       weight: 60,
       impersonating: false,
       incoming: consumerSpec(),
-      outgoing: { ...outgoingSpec(OAUTH1_TYPE, OutgoingThreeLeggedSchema), signer: lazySigner((c) => c.threeLeggedSigner()) },
+      outgoing: { ...outgoingSpec(OAUTH1_TYPE, OutgoingThreeLeggedSchema), signer: lazySigner((c) => c.threeLeggedSigner()), forUsersOnly: true },
     },
     {
       id: OAUTH1_2LOI_TYPE,
@@ -87,7 +87,7 @@ export const oauth1Module: ProtocolModule = {
       weight: 70,
       impersonating: true,
       incomingVia: OAUTH1_TYPE,
-      outgoing: { ...outgoingSpec(OAUTH1_2LOI_TYPE, OutgoingTwoLeggedSchema), signer: lazySigner((c) => c.twoLeggedSigner(OAUTH1_2LOI_TYPE)) },
+      outgoing: { ...outgoingSpec(OAUTH1_2LOI_TYPE, OutgoingTwoLeggedSchema), signer: lazySigner((c) => c.twoLeggedSigner(OAUTH1_2LOI_TYPE)), forUsersOnly: true },
     },
     {
       id: OAUTH1_2LO_TYPE,
