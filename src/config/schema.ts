@@ -267,7 +267,7 @@ export const configSchema = {
     type: { kind: 'integer', min: 3600, max: 630_720_000 },
     default: undefined,
     defaultText: 'the access-token lifetime + 30 days',
-    description: 'How long an authorization may be renewed with `oauth_session_handle` (`oauth_authorization_expires_in`); at least the access-token lifetime.',
+    description: 'How long after it was authorized or last renewed an authorization may be renewed with `oauth_session_handle` (`oauth_authorization_expires_in`); at least the access-token lifetime.',
   },
   oauth1DebugSignatures: {
     env: 'APPLINKS_OAUTH1_DEBUG_SIGNATURES',

@@ -355,7 +355,7 @@ export class OAuth1Provider {
     if (!consumer.allow3LO) throw this.problem('oauth1_permission_denied', { advice: '3-legged OAuth is switched off for this consumer.' });
     const user = await this.s.users.cached(record.userId);
     if (!user || user.disabled) throw this.problem('oauth1_permission_denied', { advice: 'The user of this authorization is disabled or deleted.' });
-    const issued = this.newAccessToken(consumer, user.id, now, { handle, sessionHash: record.sessionHash, sessionExpiresAt: record.sessionExpiresAt });
+    const issued = this.newAccessToken(consumer, user.id, now, { handle, sessionHash: record.sessionHash });
     await this.withLiveTokenRetry(async (trx) => {
       const r = new OAuth1Repository(trx);
       if (!(await r.revokeAccessToken(record.tokenHash, 'renewed', now))) return false;
@@ -398,12 +398,17 @@ export class OAuth1Provider {
     }
   }
 
-  private newAccessToken(consumer: Consumer, userId: string, now: number, session: { handle: string; sessionHash: string; sessionExpiresAt: number } | undefined) {
+  /**
+   * A new access token, in a new session or, on renewal, in the session it renews. Either way the
+   * session lives the session lifetime from now: as Atlassian's (valid while the time since its
+   * last renewal is within its time to live), each renewal extends it.
+   */
+  private newAccessToken(consumer: Consumer, userId: string, now: number, session: { handle: string; sessionHash: string } | undefined) {
     const token = randomToken(ACCESS_TOKEN_PREFIX, 24);
     const secret = randomBytes(24).toString('base64url');
     const handle = session?.handle ?? randomToken(SESSION_HANDLE_PREFIX, 24);
     const tokenHash = hashToken(token);
-    const sessionExpiresAt = session?.sessionExpiresAt ?? now + this.s.config.oauth1SessionTtlSeconds * 1000;
+    const sessionExpiresAt = now + this.s.config.oauth1SessionTtlSeconds * 1000;
     const expiresAt = Math.min(now + this.s.config.oauth1AccessTokenTtlSeconds * 1000, sessionExpiresAt);
     const record: AccessTokenRecord = {
       tokenHash,
