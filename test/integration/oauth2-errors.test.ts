@@ -1,4 +1,5 @@
 import type { LightMyRequestResponse } from 'fastify';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { oauth2Of } from '../../src/modules/oauth2/index.js';
 import { createHarness, DIALECTS, json, userWithToken, type Harness } from '../helpers/harness.js';
@@ -306,6 +307,26 @@ describe.each(DIALECTS)('OAuth 2.0 errors on %s', (dialect) => {
       // RFC 6749 §5.2: invalid_client answers 401 with a challenge.
       if (e.status === 401) expect(res.headers['www-authenticate']).toBeDefined();
     }
+  });
+
+  it('shows a page, stores nothing, for a client whose stored redirect URI is not a URI (non-ASCII, from before registration refused it)', async () => {
+    const odd = await registerClient(h, { name: 'Odd' });
+    const auth = (await h.services.store.links.findAuth(odd.linkId, 'incoming', 'oauth2'))!;
+    await h.services.store.links.upsertAuth({ ...auth, config: { ...auth.config, redirectUris: ['https://client.example/cb/€'] }, updatedAt: auth.updatedAt + 1 });
+    h.services.revocations.link(odd.linkId);
+    const codes = await sql<{ n: number | string }>`select count(*) as n from oauth2_codes`.execute(h.services.store.db);
+    for (const extra of [{}, { redirect_uri: 'https://client.example/cb/€' }]) {
+      const { challenge } = pkce();
+      const res = await h.inject({ url: authorizeUrl({ response_type: 'code', client_id: odd.clientId, state: 'st', code_challenge: challenge, code_challenge_method: 'S256', ...extra }), headers: { cookie: jar.header } });
+      expect(res.statusCode, res.body).toBe(400);
+      expect(res.headers.location).toBeUndefined();
+      expect(res.body).toMatch(/not a valid URI/);
+    }
+    const after = await sql<{ n: number | string }>`select count(*) as n from oauth2_codes`.execute(h.services.store.db);
+    expect(Number(after.rows[0]!.n)).toBe(Number(codes.rows[0]!.n));
+    // And no new registration can store one.
+    const res = await h.inject({ method: 'PATCH', url: `/api/v1/oauth2/clients/${odd.clientId}`, headers: { authorization: h.adminBasic }, payload: { redirectUris: ['https://client.example/cb/ü'] } });
+    expect([res.statusCode, json(res).error]).toEqual([400, 'validation_failed']);
   });
 
   it('sends our own failure after the redirect URI is validated back as server_error, with state and iss, without our message', async () => {

@@ -79,7 +79,7 @@ describe('redirect URIs (RFC 6749 §3.1.2, RFC 8252 §7.3)', () => {
     expect(checkRedirectUriRegistration('https://app.example/cb?x=1', rules)).toBe('https://app.example/cb?x=1');
     expect(checkRedirectUriRegistration('http://127.0.0.1/cb', rules)).toBe('http://127.0.0.1/cb');
     expect(checkRedirectUriRegistration('http://[::1]:8080/cb', rules)).toBe('http://[::1]:8080/cb');
-    for (const bad of ['http://app.example/cb', 'http://localhost/cb', 'https://app.example/cb#frag', 'https://u:p@app.example/cb', 'com.example.app:/cb', 'javascript:alert(1)', '/relative', 'https://app.example/c b']) {
+    for (const bad of ['http://app.example/cb', 'http://localhost/cb', 'https://app.example/cb#frag', 'https://u:p@app.example/cb', 'com.example.app:/cb', 'javascript:alert(1)', '/relative', 'https://app.example/c b', 'https://app.example/cb/€', 'https://app.example/cb/ü', 'https://app.example/\u00a0']) {
       expect(code(() => checkRedirectUriRegistration(bad, rules)), bad).toBe('validation_failed');
     }
     expect(checkRedirectUriRegistration('http://app.example/cb', { dangerouslyAllowHttp: true })).toBe('http://app.example/cb');
@@ -103,6 +103,11 @@ describe('redirect URIs (RFC 6749 §3.1.2, RFC 8252 §7.3)', () => {
     expect(resolveRedirectUri(['https://a.example/cb'], undefined)).toBe('https://a.example/cb');
     expect(code(() => resolveRedirectUri(['https://a.example/cb', 'https://b.example/cb'], undefined))).toBe('oauth2_invalid_request');
     expect(code(() => resolveRedirectUri(['https://a.example/cb'], 'https://a.example/cb2'))).toBe('oauth2_invalid_request');
+    expect(code(() => resolveRedirectUri([], undefined))).toBe('oauth2_invalid_request');
+    // Stored before registrations were held to URI characters: refused, never put in a Location.
+    expect(code(() => resolveRedirectUri(['https://a.example/cb/€'], undefined))).toBe('oauth2_invalid_request');
+    expect(code(() => resolveRedirectUri(['https://a.example/cb/€'], 'https://a.example/cb/€'))).toBe('oauth2_invalid_request');
+    expect(checkRedirectUriRegistration('https://a.example/cb/%E2%82%AC', { dangerouslyAllowHttp: false })).toBe('https://a.example/cb/%E2%82%AC');
   });
 });
 

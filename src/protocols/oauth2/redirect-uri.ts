@@ -7,6 +7,12 @@ import { AppError } from '../../errors/index.js';
  */
 const LOOPBACK = /^http:\/\/(127\.0\.0\.1|\[::1\])(?::(\d{1,5}))?((?:[/?].*)?)$/;
 
+/**
+ * What a URI may hold (RFC 3986 §2: ASCII; anything else percent-encoded), which is also what an
+ * HTTP Location header may carry: a registration of anything else could never be redirected to.
+ */
+const URI_CHARACTERS = /^[\x21-\x7e]*$/;
+
 export interface RedirectRules {
   /** Accept plain http redirect URIs that are not loopback (development only; a dangerous switch). */
   dangerouslyAllowHttp: boolean;
@@ -25,8 +31,11 @@ export function isLoopbackRedirect(uri: string): boolean {
  * exact string, so what is registered is what must be sent).
  */
 export function checkRedirectUriRegistration(uri: string, rules: RedirectRules, field = 'redirectUris'): string {
-  if (uri.length > 2000 || /[\s\u0000-\u001f\u007f]/.test(uri)) {
-    throw new AppError('validation_failed', { field, message: `${field}: a redirect URI has no spaces or control characters and at most 2000 characters.` });
+  if (uri.length > 2000 || !URI_CHARACTERS.test(uri)) {
+    throw new AppError('validation_failed', {
+      field,
+      message: `${field}: a redirect URI is at most 2000 characters of printable ASCII (RFC 3986): no spaces or control characters, and other characters percent-encoded.`,
+    });
   }
   let url: URL;
   try {
@@ -72,11 +81,17 @@ export function matchRedirectUri(registered: readonly string[], requested: strin
  * must say which). Throws oauth2_invalid_request; the caller shows it on a page, never redirects.
  */
 export function resolveRedirectUri(registered: readonly string[], requested: string | undefined): string {
+  let match: string | undefined;
   if (requested === undefined) {
-    if (registered.length === 1) return registered[0]!;
-    throw new AppError('oauth2_invalid_request', { message: 'redirect_uri is required: the application has several registered redirect URIs.' });
+    if (registered.length === 0) throw new AppError('oauth2_invalid_request', { message: 'The application has no registered redirect URI: it cannot ask users for authorization.' });
+    if (registered.length > 1) throw new AppError('oauth2_invalid_request', { message: 'redirect_uri is required: the application has several registered redirect URIs.' });
+    match = registered[0]!;
+  } else {
+    match = matchRedirectUri(registered, requested);
+    if (match === undefined) throw new AppError('oauth2_invalid_request', { message: 'The redirect_uri is not registered for this application.' });
   }
-  const match = matchRedirectUri(registered, requested);
-  if (match === undefined) throw new AppError('oauth2_invalid_request', { message: 'The redirect_uri is not registered for this application.' });
+  // Registered before registrations were held to URI characters: shown on a page, since no
+  // browser could be sent there.
+  if (!URI_CHARACTERS.test(match)) throw new AppError('oauth2_invalid_request', { message: 'The registered redirect URI is not a valid URI (characters outside RFC 3986); an administrator must correct it.' });
   return match;
 }
