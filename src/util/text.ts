@@ -8,3 +8,13 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
 export function isStorableName(value: string, maxLength: number): boolean {
   return value.length > 0 && value.length <= maxLength && !CONTROL.test(value);
 }
+
+/**
+ * True when `value` is made of the characters a URI may hold (RFC 3986 §2: printable ASCII,
+ * anything else percent-encoded), which is also what an HTTP `Location` header may carry. A
+ * redirect target from outside (a registered redirect URI, an `oauth_callback`, a `next` path)
+ * that is not is refused where it arrives: sent raw it would fail the response, not the request.
+ */
+export function isUriText(value: string): boolean {
+  return /^[\x21-\x7e]*$/.test(value);
+}

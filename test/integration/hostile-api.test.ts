@@ -268,7 +268,7 @@ describe.each(DIALECTS)('admin API under hostile input on %s', { timeout: 180_00
       ['account page', (v) => ({ url: `/applinks/account?x=${v}`, headers: { cookie: `${cookie}; applinks_device=${v}` } })],
       ['manifest', (v) => ({ url: `/rest/applinks/1.0/manifest?x=${v}`, headers: { accept: v } })],
     ];
-    const values = ['%00', 'a%00b', '%ff', '%', '%ED%A0%80', 'x'.repeat(5000), '%27%20or%201%3D1', '..%2F..%2F', '', '%20', '%0d%0aX-Injected:%201', 'oob', 'http%3A%2F%2F127.0.0.1%2Fcb'];
+    const values = ['%00', 'a%00b', '%ff', '%', '%ED%A0%80', 'x'.repeat(5000), '%27%20or%201%3D1', '..%2F..%2F', '', '%20', '%0d%0aX-Injected:%201', 'oob', 'http%3A%2F%2F127.0.0.1%2Fcb', '%2F%E2%82%AC', '%2F%FC', 'https%3A%2F%2Fclient.example%2F%E2%82%AC'];
     const pageOp: Op = { method: 'GET', path: '', params: [], hasBody: false };
     for (const [name, build] of requests) {
       for (const v of values) {

@@ -218,6 +218,16 @@ describe.each(DIALECTS)('OAuth 1.0a provider on %s', (dialect) => {
     expectProblem(await renew({ key: next.oauth_token!, secret: next.oauth_token_secret! }, next.oauth_session_handle), 'permission_denied', 401);
   });
 
+  it('refuses an oauth_callback that is not made of URI characters, before anything is stored', async () => {
+    for (const callback of ['https://consumer.example/cb/€', 'https://consumer.example/cb?x=ü']) {
+      const res = await signedInject(h, rsa, { method: 'POST', path: REQUEST_TOKEN, oauth: { oauth_callback: callback } });
+      expect(expectProblem(res, 'parameter_rejected', 400).oauth_parameters_rejected).toBe('oauth_callback');
+    }
+    // Percent-encoded, it is a URI, and is sent back as given.
+    const ok = await signedInject(h, rsa, { method: 'POST', path: REQUEST_TOKEN, oauth: { oauth_callback: 'https://consumer.example/cb/%E2%82%AC' } });
+    expect(ok.statusCode, ok.body).toBe(200);
+  });
+
   it('acts 2-legged as the configured user, anonymously, or as the named user when impersonation is allowed', async () => {
     await userWithToken(h, 'bob', { password: 'bob-password' });
     const asAlice = await registerConsumer(h, { method: 'HMAC-SHA1', config: { allow3LO: false, allow2LO: true, executeAs: 'alice' } });

@@ -83,6 +83,15 @@ describe.each(DIALECTS)('sign-in on %s', (dialect) => {
     }
   });
 
+  it('goes to the account page, not a failed response, when next is not made of URI characters', async () => {
+    for (const next of ['/€', '/a b', '/x\u00fc']) {
+      const res = await signIn(h, new Jar(), 'admin', ADMIN_PASSWORD, next);
+      expect([res.statusCode, res.headers.location], next).toEqual([303, '/applinks/account']);
+    }
+    const kept = await signIn(h, new Jar(), 'admin', ADMIN_PASSWORD, '/applinks/account?x=%E2%82%AC');
+    expect(kept.headers.location).toBe('/applinks/account?x=%E2%82%AC');
+  });
+
   it('refuses forms without a valid CSRF token', async () => {
     const jar = new Jar();
     await signInForm(h, jar);

@@ -21,6 +21,7 @@ import { allowedMethods, OAUTH1_2LO_TYPE, OAUTH1_2LOI_TYPE, OAUTH1_TYPE, toConsu
 import { NonceStore } from './nonces.js';
 import { OAuth1Repository, type AccessTokenRecord, type RequestTokenRecord } from './repository.js';
 import { sealContexts } from './tables.js';
+import { isUriText } from '../../util/text.js';
 
 /** Token prefixes by kind (CONVENTIONS.md habit 6); clients treat the values as opaque. */
 export const REQUEST_TOKEN_PREFIX = 'alort_';
@@ -581,11 +582,11 @@ export class OAuth1Provider {
   }
 }
 
-/** An absolute http(s) URI (Jira's rule for oauth_callback). */
+/** An absolute http(s) URI (Jira's rule for oauth_callback), in URI characters (it becomes a Location). */
 export function isAbsoluteHttpUrl(value: string): boolean {
   try {
     const url = new URL(value);
-    return (url.protocol === 'http:' || url.protocol === 'https:') && !/[\s\u0000-\u001f]/.test(value);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && isUriText(value);
   } catch {
     return false;
   }

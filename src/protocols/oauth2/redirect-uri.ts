@@ -1,4 +1,5 @@
 import { AppError } from '../../errors/index.js';
+import { isUriText } from '../../util/text.js';
 
 /**
  * A loopback redirect URI as RFC 8252 §7.3 defines it: `http`, an IP literal of the loopback
@@ -6,12 +7,6 @@ import { AppError } from '../../errors/index.js';
  * resolved elsewhere). Groups: host, port, rest (path, query).
  */
 const LOOPBACK = /^http:\/\/(127\.0\.0\.1|\[::1\])(?::(\d{1,5}))?((?:[/?].*)?)$/;
-
-/**
- * What a URI may hold (RFC 3986 §2: ASCII; anything else percent-encoded), which is also what an
- * HTTP Location header may carry: a registration of anything else could never be redirected to.
- */
-const URI_CHARACTERS = /^[\x21-\x7e]*$/;
 
 export interface RedirectRules {
   /** Accept plain http redirect URIs that are not loopback (development only; a dangerous switch). */
@@ -31,7 +26,7 @@ export function isLoopbackRedirect(uri: string): boolean {
  * exact string, so what is registered is what must be sent).
  */
 export function checkRedirectUriRegistration(uri: string, rules: RedirectRules, field = 'redirectUris'): string {
-  if (uri.length > 2000 || !URI_CHARACTERS.test(uri)) {
+  if (uri.length > 2000 || !isUriText(uri)) {
     throw new AppError('validation_failed', {
       field,
       message: `${field}: a redirect URI is at most 2000 characters of printable ASCII (RFC 3986): no spaces or control characters, and other characters percent-encoded.`,
@@ -92,6 +87,6 @@ export function resolveRedirectUri(registered: readonly string[], requested: str
   }
   // Registered before registrations were held to URI characters: shown on a page, since no
   // browser could be sent there.
-  if (!URI_CHARACTERS.test(match)) throw new AppError('oauth2_invalid_request', { message: 'The registered redirect URI is not a valid URI (characters outside RFC 3986); an administrator must correct it.' });
+  if (!isUriText(match)) throw new AppError('oauth2_invalid_request', { message: 'The registered redirect URI is not a valid URI (characters outside RFC 3986); an administrator must correct it.' });
   return match;
 }

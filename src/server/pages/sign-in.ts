@@ -7,6 +7,7 @@ import { DEVICE_COOKIE, DEVICE_COOKIE_MAX_AGE_SECONDS } from '../../services/sig
 import { checkCsrf, cookieHeader, CSRF_FIELD, issueCsrfToken } from '../csrf.js';
 import { toAppError } from '../errors.js';
 import { html, sendPage } from './html.js';
+import { isUriText } from '../../util/text.js';
 
 export const SIGN_IN_PATH = '/applinks/login';
 export const SIGN_OUT_PATH = '/applinks/logout';
@@ -14,7 +15,7 @@ export const ACCOUNT_PATH = '/applinks/account';
 
 /** Only local absolute paths may be a `next` target: never another origin (open redirect). */
 export function safeNext(next: unknown, fallback = ACCOUNT_PATH): string {
-  return typeof next === 'string' && /^\/(?![/\\])/.test(next) && !/[\u0000-\u001f]/.test(next) ? next : fallback;
+  return typeof next === 'string' && /^\/(?![/\\])/.test(next) && isUriText(next) ? next : fallback;
 }
 
 /** Where to send a visitor who must sign in first, coming back to `next` afterwards. */
