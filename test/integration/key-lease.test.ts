@@ -150,7 +150,8 @@ describe.each(DIALECTS)('one key operation at a time on %s', (dialect) => {
     }
 
     // Killed on another machine: waited for, by name, until it is not heard from for liveMs.
-    await h.services.store.instances.report({ ...ghost, sealingKid: h.services.keyring.currentKid, kids: h.services.keyring.kids, id: 'killed-elsewhere', host: 'other.example', pid: 4242, scope: 'another-machine' });
+    // Its last heartbeat just now (not when `ghost` was made: the rotation above may have taken longer than liveMs).
+    await h.services.store.instances.report({ ...ghost, seenAt: Date.now(), sealingKid: h.services.keyring.currentKid, kids: h.services.keyring.kids, id: 'killed-elsewhere', host: 'other.example', pid: 4242, scope: 'another-machine' });
     const progress: string[] = [];
     const rotated = await rotateMasterKey(cli, { ...FAST, liveMs: 1000, progress: (l) => progress.push(l) });
     expect(rotated.instances).toBe(2);

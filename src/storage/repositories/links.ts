@@ -60,7 +60,7 @@ export interface LinkRepository {
   /** Adds a configuration the link does not have: one that exists (written meanwhile) throws UniqueViolation, as a taken lookup key does. */
   insertAuth(auth: LinkAuthRecord): Promise<void>;
   deleteAuth(linkId: string, direction: Direction, type: string): Promise<boolean>;
-  /** Rewrites sealed secrets (key rotation). */
+  /** Replaces the sealed secrets alone, unconditionally (tests plant values with it; re-sealing goes through KeyService.reseal). */
   setSealedSecrets(linkId: string, direction: Direction, type: string, secretsSealed: string): Promise<void>;
 }
 
