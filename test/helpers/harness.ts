@@ -69,7 +69,8 @@ export interface HarnessOptions {
   /** Reuse a master key (instances sharing a store must). */
   masterKey?: string;
   /**
-   * Run as a registered serving instance (as `applinks serve` does): follow the key file and
+   * Run as a registered serving instance (as `applinks serve` does, with a heartbeat every 250 ms,
+   * so that tests may judge liveness in a second): follow the key file and
    * report the master keys held, so `keys rotate` waits for it and `keys prune` checks it.
    */
   instance?: boolean;
@@ -102,7 +103,7 @@ export async function createHarness(dialect: DialectName, options: HarnessOption
     clock,
     logger: createLogger(config, sink),
     bootstrapAdmin: true,
-    ...(options.instance ? { instance: true, instanceTiming: { keyPollMs: 100 } } : {}),
+    ...(options.instance ? { instance: true, instanceTiming: { keyPollMs: 100, heartbeatMs: 250 } } : {}),
     ...(store.schema ? { storeOptions: { schema: store.schema, poolSize: 4 } } : {}),
   });
   const app = await buildApp(services);
