@@ -1,4 +1,5 @@
 const CONTROL = /[\u0000-\u001f\u007f]/;
+const URI_TEXT = /^[\x21-\x7e]*$/;
 
 /**
  * True when a name or key taken from the wire (a username, client id, consumer key) could be one
@@ -16,5 +17,5 @@ export function isStorableName(value: string, maxLength: number): boolean {
  * that is not is refused where it arrives: sent raw it would fail the response, not the request.
  */
 export function isUriText(value: string): boolean {
-  return /^[\x21-\x7e]*$/.test(value);
+  return URI_TEXT.test(value);
 }

@@ -16,12 +16,12 @@ import { isForeignKeyViolation, isUniqueViolation, unlessDeletedMeanwhile, type 
 import type { UserRecord } from '../../storage/repositories/users.js';
 import { andThen, type Awaitable } from '../../util/awaitable.js';
 import { LastUse } from '../../util/last-use.js';
+import { isUriText } from '../../util/text.js';
 import { TtlCache } from '../../util/ttl-cache.js';
 import { allowedMethods, OAUTH1_2LO_TYPE, OAUTH1_2LOI_TYPE, OAUTH1_TYPE, toConsumer, type Consumer } from './consumers.js';
 import { NonceStore } from './nonces.js';
 import { OAuth1Repository, type AccessTokenRecord, type RequestTokenRecord } from './repository.js';
 import { sealContexts } from './tables.js';
-import { isUriText } from '../../util/text.js';
 
 /** Token prefixes by kind (CONVENTIONS.md habit 6); clients treat the values as opaque. */
 export const REQUEST_TOKEN_PREFIX = 'alort_';

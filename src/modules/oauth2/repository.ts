@@ -2,7 +2,6 @@ import { sql, type Kysely } from 'kysely';
 import type { Scope } from '../../protocols/oauth2/scopes.js';
 import { formatScope, storedScopes } from '../../protocols/oauth2/scopes.js';
 import { withTables, type Executor } from '../../storage/repositories/common.js';
-import type { DialectName } from '../../storage/database.js';
 import type { Database } from '../../storage/schema.js';
 import { OAUTH2_TYPE } from './clients.js';
 import type { OAuth2Tables, OAuth2TokensTable } from './tables.js';

@@ -4,10 +4,10 @@ import { readCookie } from '../../modules/core/cookies.js';
 import type { Services } from '../../services/index.js';
 import { SESSION_COOKIE } from '../../services/sessions.js';
 import { DEVICE_COOKIE, DEVICE_COOKIE_MAX_AGE_SECONDS } from '../../services/sign-in.js';
+import { isUriText } from '../../util/text.js';
 import { checkCsrf, cookieHeader, CSRF_FIELD, issueCsrfToken } from '../csrf.js';
 import { toAppError } from '../errors.js';
 import { html, sendPage } from './html.js';
-import { isUriText } from '../../util/text.js';
 
 export const SIGN_IN_PATH = '/applinks/login';
 export const SIGN_OUT_PATH = '/applinks/logout';
