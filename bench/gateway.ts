@@ -39,7 +39,7 @@ const seesUser = (expected: string) => (res: { headers: Record<string, unknown> 
 
 async function applinks(headers: Record<string, string>, user: string, env: Record<string, string> = {}) {
   const port = await freePort();
-  const proc = await startApplinks({ ...setup.env, ...env, APPLINKS_PORT: String(port) });
+  const proc = await startApplinks({ ...setup.copy(), ...env, APPLINKS_PORT: String(port) });
   return { pid: proc.pid, stop: proc.stop, spec: { url: `${proc.url}/rest/api/2/issue/BENCH-1`, headers, check: seesUser(user) } };
 }
 

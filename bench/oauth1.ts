@@ -122,7 +122,7 @@ async function applinks(authorization: { fixed: string } | { kind: 'rsa' | 'hmac
       return { authorization: sign() };
     };
   }
-  const proc = await startApplinks({ ...setup.env, APPLINKS_PORT: String(port) });
+  const proc = await startApplinks({ ...setup.copy(), APPLINKS_PORT: String(port) });
   return { pid: proc.pid, stop: proc.stop, spec: { url: `${base}${PATH}`, headers: fixed, dynamicHeaders: 'fixed' in authorization ? undefined : headers, check: seesUser } };
 }
 

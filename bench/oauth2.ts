@@ -141,7 +141,7 @@ const isActive = (res: { body: string }) => {
 
 async function applinks(spec: (base: string) => LoadSpec | Promise<LoadSpec>) {
   const port = await freePort();
-  const proc = await startApplinks({ ...setup.env, APPLINKS_PORT: String(port) });
+  const proc = await startApplinks({ ...setup.copy(), APPLINKS_PORT: String(port) });
   return { pid: proc.pid, stop: proc.stop, spec: await spec(proc.url) };
 }
 

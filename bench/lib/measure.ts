@@ -1,8 +1,9 @@
 /**
- * One measured run and the interleaved rounds around it (method in ../shared/BENCHMARKS.md):
+ * Measured runs and the interleaved rounds around them (method in ../shared/BENCHMARKS.md):
  * autocannon with 50 connections, a discarded warm-up, CPU microseconds per request of the
  * process under test from /proc, the first and last response checked, medians of three rounds
- * with min–max, every figure a ratio to a baseline measured in the same run.
+ * with min–max, every figure a ratio to a baseline measured in the same run. Within a round
+ * the configurations alternate in short slices (see `interleave`), so they see the same machine.
  */
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -38,6 +39,8 @@ export interface RunResult {
   errors: number;
   rssMb: number;
 }
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 const TICK_US = 1_000_000 / 100; // getconf CLK_TCK is 100 on Linux
 
@@ -101,23 +104,36 @@ function cannon(spec: LoadSpec, seconds: number, connections: number): Promise<a
   });
 }
 
-/** Warm-up (discarded), then a measured run of the process `pid` serving `spec`. */
-export async function measure(pid: number, spec: LoadSpec, options: { warmupSeconds?: number; seconds?: number; connections?: number } = {}): Promise<RunResult> {
-  const connections = options.connections ?? 50;
-  await checkOnce(spec);
-  await cannon(spec, options.warmupSeconds ?? 3, connections);
+/** One stretch of load on a warm process: what it served, in how long, for how much CPU. */
+interface Slice {
+  requests: number;
+  seconds: number;
+  ticks: number;
+  p99: number;
+  non2xx: number;
+  errors: number;
+}
+
+async function measureSlice(pid: number, spec: LoadSpec, seconds: number, connections: number): Promise<Slice> {
   const before = cpuTicks(pid);
-  const result = await cannon(spec, options.seconds ?? 10, connections);
+  const started = performance.now();
+  const result = await cannon(spec, seconds, connections);
+  const elapsed = (performance.now() - started) / 1000;
   const after = cpuTicks(pid);
-  await checkOnce(spec);
-  const requests = result.requests.total;
+  return { requests: result.requests.total, seconds: elapsed, ticks: after - before, p99: result.latency.p99, non2xx: result.non2xx, errors: result.errors + result.timeouts };
+}
+
+/** The slices of one process in one round, summed: requests over the wall time they took, CPU over the requests. */
+function resultOf(slices: Slice[], pid: number): RunResult {
+  const sum = (f: (s: Slice) => number) => slices.reduce((total, s) => total + f(s), 0);
+  const requests = sum((s) => s.requests);
   return {
-    rps: result.requests.average,
-    p99: result.latency.p99,
-    cpuUsPerRequest: ((after - before) * TICK_US) / Math.max(1, requests),
+    rps: requests / sum((s) => s.seconds),
+    p99: median(slices.map((s) => s.p99)),
+    cpuUsPerRequest: (sum((s) => s.ticks) * TICK_US) / Math.max(1, requests),
     requests,
-    non2xx: result.non2xx,
-    errors: result.errors + result.timeouts,
+    non2xx: sum((s) => s.non2xx),
+    errors: sum((s) => s.errors),
     rssMb: rssMb(pid),
   };
 }
@@ -128,29 +144,51 @@ export interface Configuration {
   start(): Promise<{ pid: number; spec: LoadSpec; stop(): Promise<void> }>;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 /**
- * Runs every configuration once per round, `rounds` times, a fresh process each time, and
- * prints medians with min–max and ratios to `baseline` (by req/s and by CPU per request).
+ * Runs every configuration `rounds` times, a fresh process each round, and prints medians with
+ * min–max and ratios to `baseline` (by req/s and by CPU per request).
+ *
+ * Within a round the configurations are measured side by side, not one after another: every
+ * process of the round is started and warmed, then loaded in turn for short slices
+ * (BENCH_SLICE_SECONDS, 2 s), the order rotating each pass, until each has had its `seconds`
+ * of load. On these shared machines the speed of a core drifts by ±25% over tens of seconds;
+ * slices seconds apart see the same machine, so the drift cancels out of the ratios instead of
+ * deciding them. Every process but the one under load is idle on the same core meanwhile.
  */
-export async function interleave(configs: Configuration[], baseline: string, options: { rounds?: number; seconds?: number; warmupSeconds?: number } = {}): Promise<Map<string, RunResult[]>> {
+export async function interleave(configs: Configuration[], baseline: string, options: { rounds?: number; seconds?: number; warmupSeconds?: number; sliceSeconds?: number } = {}): Promise<Map<string, RunResult[]>> {
   const rounds = options.rounds ?? Number(process.env.BENCH_ROUNDS ?? 3);
+  const seconds = options.seconds ?? Number(process.env.BENCH_SECONDS ?? 10);
+  const sliceSeconds = Math.min(seconds, options.sliceSeconds ?? Number(process.env.BENCH_SLICE_SECONDS ?? 2));
+  const passes = Math.max(1, Math.round(seconds / sliceSeconds));
+  const connections = 50;
   const results = new Map<string, RunResult[]>(configs.map((c) => [c.name, []]));
   for (let round = 1; round <= rounds; round++) {
-    for (const config of configs) {
-      const run = await config.start();
-      try {
-        const r = await measure(run.pid, run.spec, { seconds: options.seconds ?? Number(process.env.BENCH_SECONDS ?? 10), warmupSeconds: options.warmupSeconds ?? 3 });
-        results.get(config.name)!.push(r);
-        process.stderr.write(
-          `round ${round} ${config.name.padEnd(28)} ${fmt(r.rps).padStart(7)} req/s  p99 ${fmt(r.p99, 1).padStart(5)} ms  ${fmt(r.cpuUsPerRequest, 1).padStart(6)} µs/req  non2xx ${r.non2xx} errors ${r.errors}\n`,
-        );
-        if (r.non2xx > 0 || r.errors > 0) process.stderr.write(`  ! ${config.name}: ${r.non2xx} non-2xx, ${r.errors} errors\n`);
-      } finally {
-        await run.stop();
+    const runs: Array<{ config: Configuration; pid: number; spec: LoadSpec; stop(): Promise<void>; slices: Slice[] }> = [];
+    try {
+      for (const config of configs) runs.push({ config, ...(await config.start()), slices: [] });
+      for (const run of runs) {
+        await checkOnce(run.spec);
+        await cannon(run.spec, options.warmupSeconds ?? 3, connections);
       }
+      for (let pass = 0; pass < passes; pass++) {
+        for (let i = 0; i < runs.length; i++) {
+          const run = runs[(i + pass) % runs.length]!;
+          run.slices.push(await measureSlice(run.pid, run.spec, sliceSeconds, connections));
+        }
+      }
+      for (const run of runs) {
+        await checkOnce(run.spec);
+        const r = resultOf(run.slices, run.pid);
+        results.get(run.config.name)!.push(r);
+        process.stderr.write(
+          `round ${round} ${run.config.name.padEnd(28)} ${fmt(r.rps).padStart(7)} req/s  p99 ${fmt(r.p99, 1).padStart(5)} ms  ${fmt(r.cpuUsPerRequest, 1).padStart(6)} µs/req  non2xx ${r.non2xx} errors ${r.errors}\n`,
+        );
+        if (r.non2xx > 0 || r.errors > 0) process.stderr.write(`  ! ${run.config.name}: ${r.non2xx} non-2xx, ${r.errors} errors\n`);
+      }
+    } finally {
+      await Promise.all(runs.map((run) => run.stop()));
     }
   }
   printTable(results, baseline);

@@ -3,7 +3,7 @@
  * server from dist/, each pinned to a core (BENCHMARKS.md: unpinned runs lose about 25%).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -83,22 +83,38 @@ function serverNodeFlags(): string[] {
 export interface ApplinksSetup {
   dataDir: string;
   env: Record<string, string>;
+  /**
+   * The environment of a server on a private copy of the data directory as it is now: the
+   * embedded store serves one process, and a round runs its servers side by side. Copy once
+   * what the server needs is prepared and the store closed.
+   */
+  copy(): Record<string, string>;
   cleanup(): void;
 }
 
 /** A fresh data directory and environment for an applinks server (embedded store unless overridden). */
 export function applinksEnv(extra: Record<string, string> = {}): ApplinksSetup {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'applinks-bench-'));
+  const env = {
+    APPLINKS_DATA_DIR: dataDir,
+    APPLINKS_HOST: '127.0.0.1',
+    APPLINKS_ADMIN_PASSWORD: 'bench-admin-password',
+    APPLINKS_LOG_LEVEL: 'warn',
+    ...extra,
+  };
+  const copies: string[] = [];
   return {
     dataDir,
-    env: {
-      APPLINKS_DATA_DIR: dataDir,
-      APPLINKS_HOST: '127.0.0.1',
-      APPLINKS_ADMIN_PASSWORD: 'bench-admin-password',
-      APPLINKS_LOG_LEVEL: 'warn',
-      ...extra,
+    env,
+    copy: () => {
+      const copy = mkdtempSync(path.join(tmpdir(), 'applinks-bench-copy-'));
+      cpSync(dataDir, copy, { recursive: true });
+      copies.push(copy);
+      return { ...env, APPLINKS_DATA_DIR: copy };
     },
-    cleanup: () => rmSync(dataDir, { recursive: true, force: true }),
+    cleanup: () => {
+      for (const dir of [dataDir, ...copies]) rmSync(dir, { recursive: true, force: true });
+    },
   };
 }
 
