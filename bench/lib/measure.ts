@@ -155,7 +155,8 @@ const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFracti
  * (BENCH_SLICE_SECONDS, 2 s), the order rotating each pass, until each has had its `seconds`
  * of load. On these shared machines the speed of a core drifts by ±25% over tens of seconds;
  * slices seconds apart see the same machine, so the drift cancels out of the ratios instead of
- * deciding them. Every process but the one under load is idle on the same core meanwhile.
+ * deciding them. Every process but the one under load is stopped meanwhile: left idle on the
+ * same core, nine processes' timers and collectors cost the loaded one up to a fifth.
  */
 export async function interleave(configs: Configuration[], baseline: string, options: { rounds?: number; seconds?: number; warmupSeconds?: number; sliceSeconds?: number } = {}): Promise<Map<string, RunResult[]>> {
   const rounds = options.rounds ?? Number(process.env.BENCH_ROUNDS ?? 3);
@@ -166,19 +167,30 @@ export async function interleave(configs: Configuration[], baseline: string, opt
   const results = new Map<string, RunResult[]>(configs.map((c) => [c.name, []]));
   for (let round = 1; round <= rounds; round++) {
     const runs: Array<{ config: Configuration; pid: number; spec: LoadSpec; stop(): Promise<void>; slices: Slice[] }> = [];
+    // Only the process under load runs; the others are stopped (SIGSTOP), so their timers, GC
+    // and background threads take nothing from it.
+    const resume = (run: { pid: number }) => process.kill(run.pid, 'SIGCONT');
+    const pause = (run: { pid: number }) => process.kill(run.pid, 'SIGSTOP');
     try {
-      for (const config of configs) runs.push({ config, ...(await config.start()), slices: [] });
-      for (const run of runs) {
+      for (const config of configs) {
+        const run = { config, ...(await config.start()), slices: [] };
+        runs.push(run);
         await checkOnce(run.spec);
         await cannon(run.spec, options.warmupSeconds ?? 3, connections);
+        pause(run);
       }
       for (let pass = 0; pass < passes; pass++) {
         for (let i = 0; i < runs.length; i++) {
           const run = runs[(i + pass) % runs.length]!;
+          resume(run);
+          // What it deferred while stopped (the last slice's connections closing) is done first.
+          await new Promise((r) => setTimeout(r, 100));
           run.slices.push(await measureSlice(run.pid, run.spec, sliceSeconds, connections));
+          pause(run);
         }
       }
       for (const run of runs) {
+        resume(run);
         await checkOnce(run.spec);
         const r = resultOf(run.slices, run.pid);
         results.get(run.config.name)!.push(r);
@@ -188,6 +200,7 @@ export async function interleave(configs: Configuration[], baseline: string, opt
         if (r.non2xx > 0 || r.errors > 0) process.stderr.write(`  ! ${run.config.name}: ${r.non2xx} non-2xx, ${r.errors} errors\n`);
       }
     } finally {
+      for (const run of runs) resume(run);
       await Promise.all(runs.map((run) => run.stop()));
     }
   }
