@@ -39,6 +39,8 @@ export const DEVICE_COOKIE_MAX_AGE_SECONDS = 180 * 86_400;
  */
 export class SignInService {
   private readonly successes: TtlCache<{ userId: string; passwordHash: string }>;
+  /** Full checks under way, by credential, address and device: the same attempt made at once joins the one check. */
+  private readonly checking = new Map<string, Promise<UserRecord>>();
   private readonly cacheKeyPrefix: string;
   private readonly deviceKey: Buffer;
 
@@ -84,16 +86,34 @@ export class SignInService {
   verify(username: string, password: string, how: 'form' | 'basic', address: string, device?: string): Awaitable<UserRecord> {
     const key = keyedHash(this.cacheKeyPrefix, `${username.toLowerCase()}\u0000${password}`);
     const hit = this.successes.get(key);
-    if (!hit) return this.check(username, password, how, address, key, device);
-    // A recent success, synchronously when the user is cached too: Basic pays no scrypt.
+    if (!hit) return this.checkOnce(username, password, how, address, key, device);
+    // A recent success, synchronously when the user is cached too: Basic pays no scrypt. It
+    // stands only for the same user record: the name typed (renamed meanwhile, perhaps on
+    // another instance) and the password hash (changed) must still be the ones checked.
     return andThen(this.users.cached(hit.userId), (user) => {
-      if (user && user.passwordHash === hit.passwordHash) {
+      if (user && user.passwordHash === hit.passwordHash && user.username.toLowerCase() === username.toLowerCase()) {
         if (user.disabled) throw new AppError('user_disabled');
         return user;
       }
       this.successes.delete(key);
-      return this.check(username, password, how, address, key, device);
+      return this.checkOnce(username, password, how, address, key, device);
     });
+  }
+
+  /**
+   * The full check, once for the same attempt in flight: a client that opens many connections
+   * at once with a right password (a Basic client on a cold cache, or when its cached success
+   * expires) would otherwise count one attempt per request before the first check ended, and
+   * be refused with 429 for its own password. Joined requests are the same guess, so counting
+   * them once gives an attacker nothing; different ways in, addresses or devices never join.
+   */
+  private checkOnce(username: string, password: string, how: 'form' | 'basic', address: string, key: string, device: string | undefined): Promise<UserRecord> {
+    const attempt = `${key}\u0000${how}\u0000${address}\u0000${device ?? ''}`;
+    const running = this.checking.get(attempt);
+    if (running) return running;
+    const check = this.check(username, password, how, address, key, device).finally(() => this.checking.delete(attempt));
+    this.checking.set(attempt, check);
+    return check;
   }
 
   /**

@@ -264,6 +264,35 @@ describe.each(DIALECTS)('sign-in on %s', (dialect) => {
     expect(statuses.every((s) => s === 401 || s === 429)).toBe(true);
   });
 
+  it('lets a burst of requests with the right password through on a cold cache, and again when its cached success expires', async () => {
+    // Twice the per-user limit at once: each one counted before the first check ended would be
+    // a 429 for the user's own password.
+    const burst = () => Promise.all(Array.from({ length: 2 * h.config.signInMaxFailuresPerUser + 2 }, () => h.inject({ url: '/x', headers: { authorization: h.adminBasic } })));
+    expect((await burst()).map((r) => r.statusCode)).toEqual(Array(2 * h.config.signInMaxFailuresPerUser + 2).fill(200));
+    h.clock.advance((h.config.passwordCacheTtlSeconds + 1) * 1000);
+    expect((await burst()).map((r) => r.statusCode)).toEqual(Array(2 * h.config.signInMaxFailuresPerUser + 2).fill(200));
+    // Wrong guesses at once are still one attempt each.
+    const guesses = await Promise.all(Array.from({ length: 12 }, (_, i) => h.inject({ url: '/x', headers: { authorization: basic('admin', `guess-${i}`) } })));
+    expect(guesses.filter((r) => r.statusCode === 429).length).toBeGreaterThanOrEqual(12 - h.config.signInMaxFailuresPerUser);
+  });
+
+  it('stops honouring a cached password success under the old name once another instance renamed the user', async () => {
+    const other = await createHarness(dialect, { store: h.store });
+    try {
+      const carol = await h.services.users.create({ username: 'carol', password: 'carol-password' }, { id: null, name: 't', address: null });
+      expect((await other.inject({ url: '/x', headers: { authorization: basic('carol', 'carol-password') } })).statusCode).toBe(200);
+      const renamed = await h.inject({ method: 'PATCH', url: `/api/v1/users/${carol.id}`, headers: { authorization: h.adminBasic }, payload: { username: 'caroline' } });
+      expect(renamed.statusCode).toBe(200);
+      // The other instance sees the new record once its user cache lets the old one go.
+      other.clock.advance(other.config.authCacheTtlMs + 1);
+      const old = await other.inject({ url: '/x', headers: { authorization: basic('carol', 'carol-password') } });
+      expect([old.statusCode, json(old).error]).toEqual([401, 'invalid_credentials']);
+      expect((await other.inject({ url: '/x', headers: { authorization: basic('caroline', 'carol-password') } })).statusCode).toBe(200);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('refuses names no account can have without a 500, and keeps typed unknown names out of the audit log', async () => {
     for (const name of ['ad\u0000min', 'x'.repeat(300)]) {
       const res = await h.inject({ url: '/x', headers: { authorization: basic(name, 'whatever') } });
