@@ -84,6 +84,17 @@ export class ApiTokenService {
     this.revocations.credential(id);
   }
 
+  /** Revokes every token issued for a link (the link stays); answers how many. */
+  async revokeForLink(linkId: string, actor: Actor): Promise<number> {
+    const count = await this.store.transaction(async (repos) => {
+      const n = await repos.apiTokens.deleteForLink(linkId);
+      if (n > 0) await this.audit.record(actor, { action: 'token.link.revoke', target: { type: 'link', id: linkId }, details: { tokens: n } }, repos);
+      return n;
+    });
+    this.revocations.link(linkId);
+    return count;
+  }
+
   /**
    * Checks a presented token. Throws invalid_credentials, credential_expired or user_disabled.
    * Synchronous when the token and its user are cached. The cache is keyed by the token as

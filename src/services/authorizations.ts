@@ -54,8 +54,9 @@ export class Authorizations {
     return false;
   }
 
+  /** Everything issued through a link: each module's authorizations and the API tokens issued for it. */
   async revokeForLink(linkId: string, actor: Actor): Promise<number> {
-    let count = 0;
+    let count = await this.services().apiTokens.revokeForLink(linkId, actor);
     for (const provider of this.providers) count += await provider.revokeForLink(linkId, actor);
     return count;
   }

@@ -160,6 +160,23 @@ describe.each(DIALECTS)('core server on %s', (dialect) => {
     expect(after.statusCode).toBe(401);
   });
 
+  it('revokes the tokens issued for a link when the link revokes its authorizations, and keeps the link and personal tokens', async () => {
+    const link = json(await h.inject({ method: 'POST', url: '/api/v1/links', headers: { authorization: h.adminBasic }, payload: { name: 'Script runner' } }));
+    const { bearer: personal, user: fred } = await userWithToken(h, 'fred');
+    const issued = json(await h.inject({ method: 'POST', url: `/api/v1/users/${fred.id}/tokens`, headers: { authorization: h.adminBasic }, payload: { name: 'runner', linkId: link.id } }));
+    const forLink = `Bearer ${issued.token as string}`;
+    expect((await h.inject({ url: '/x', headers: { authorization: forLink } })).statusCode).toBe(200);
+    const res = await h.inject({ method: 'DELETE', url: `/api/v1/links/${link.id as string}/authorizations`, headers: { authorization: h.adminBasic } });
+    expect([res.statusCode, json(res).revoked]).toEqual([200, 1]);
+    const refused = await h.inject({ url: '/x', headers: { authorization: forLink } });
+    expect([refused.statusCode, json(refused).error]).toEqual([401, 'invalid_credentials']);
+    expect((await h.inject({ url: '/x', headers: { authorization: personal } })).statusCode).toBe(200);
+    expect((await h.inject({ url: `/api/v1/links/${link.id as string}`, headers: { authorization: h.adminBasic } })).statusCode).toBe(200);
+    const audit = json<{ entries: Array<{ action: string; target: { id: string }; details: Record<string, unknown> }> }>(await h.inject({ url: '/api/v1/audit?action=token.link.revoke', headers: { authorization: h.adminBasic } }));
+    expect(audit.entries.map((e) => [e.target.id, e.details.tokens])).toEqual([[link.id, 1]]);
+    expect(JSON.stringify(audit)).not.toContain(issued.token as string);
+  });
+
   it('validates admin input: unknown and mistyped fields, bad JSON, duplicates, unknown ids', async () => {
     const admin = { authorization: h.adminBasic };
     const cases: Array<[Record<string, unknown> | string, number, string, string | undefined]> = [

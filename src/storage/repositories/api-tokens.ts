@@ -26,6 +26,8 @@ export interface ApiTokenRepository {
   listForUser(userId: string): Promise<ApiTokenRecord[]>;
   delete(id: string, userId?: string): Promise<boolean>;
   deleteForUser(userId: string): Promise<number>;
+  /** Deletes every token issued for a link; answers how many. */
+  deleteForLink(linkId: string): Promise<number>;
   touch(lastUsed: ReadonlyMap<string, number>): Promise<void>;
 }
 
@@ -63,6 +65,11 @@ export class KyselyApiTokenRepository implements ApiTokenRepository {
 
   async deleteForUser(userId: string): Promise<number> {
     const r = await this.db.deleteFrom('api_tokens').where('user_id', '=', userId).executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+
+  async deleteForLink(linkId: string): Promise<number> {
+    const r = await this.db.deleteFrom('api_tokens').where('link_id', '=', linkId).executeTakeFirst();
     return Number(r.numDeletedRows);
   }
 
