@@ -122,6 +122,23 @@ describe.each(DIALECTS)('sign-in on %s', (dialect) => {
     expect(ok.statusCode).toBe(201);
   });
 
+  it('tells a page signed in by the session its CSRF value at /api/v1/me, and no other credential', async () => {
+    const jar = new Jar();
+    await signIn(h, jar, 'admin', ADMIN_PASSWORD);
+    const me = await h.inject({ url: '/api/v1/me', headers: { cookie: jar.header } });
+    jar.take(me);
+    const { csrfToken } = json<{ csrfToken: string }>(me);
+    expect(csrfToken).toMatch(/^[\w-]{40,}$/);
+    // An administrator's change through the API with the browser session, as the console makes it.
+    const created = await h.inject({ method: 'POST', url: '/api/v1/users', headers: { cookie: jar.header, 'x-csrf-token': csrfToken }, payload: { username: 'dora', password: 'dora-password' } });
+    expect(created.statusCode).toBe(201);
+    const forged = await h.inject({ method: 'POST', url: '/api/v1/users', headers: { cookie: jar.header, 'x-csrf-token': `${csrfToken.slice(0, -1)}A` }, payload: { username: 'eve', password: 'eve-password' } });
+    expect([forged.statusCode, json(forged).error]).toEqual([403, 'csrf_failed']);
+    // A credential that is not the ambient cookie needs no CSRF value and is given none.
+    expect(json(await h.inject({ url: '/api/v1/me', headers: { authorization: h.adminBasic } }))).not.toHaveProperty('csrfToken');
+    expect(json(await h.inject({ url: '/api/v1/me' }))).not.toHaveProperty('csrfToken');
+  });
+
   it('marks the session cookie Secure when the base URL is https', async () => {
     const secure = await createHarness(dialect, { config: { baseUrl: 'https://applinks.example' } });
     try {

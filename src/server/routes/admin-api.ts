@@ -12,6 +12,7 @@ import type { ApiTokenRecord } from '../../storage/repositories/api-tokens.js';
 import type { UserRecord } from '../../storage/repositories/users.js';
 import { adminOnly, credentialAdminOnly, principalOf, requireUnscoped, requireUser, usersOnly } from '../auth.js';
 import * as S from './schemas.js';
+import { issueCsrfToken } from '../csrf.js';
 
 const errors = { 400: S.ErrorBody, 401: S.ErrorBody, 403: S.ErrorBody, 404: S.ErrorBody, 409: S.ErrorBody, 413: S.ErrorBody, 429: S.ErrorBody };
 
@@ -77,7 +78,11 @@ export async function adminApi(root: FastifyInstance, s: Services): Promise<void
   app.get(
     '/api/v1/me',
     { schema: { tags: ['me'], summary: 'The principal of this request and how it is connected', response: { 200: S.Principal, ...errors } } },
-    async (request) => principalView(await principalOf(s, request)),
+    async (request, reply) => {
+      const principal = await principalOf(s, request);
+      // A page of ours (the console) reads the CSRF value here; another origin cannot read this answer.
+      return principal.authType === 'session' ? { ...principalView(principal), csrfToken: issueCsrfToken(s, request, reply) } : principalView(principal);
+    },
   );
 
   // ---------- own API tokens

@@ -100,6 +100,9 @@ export const Principal = Type.Object({
   scopes: Nullable(Type.Array(Type.String())),
   connection: Type.String(),
   warnings: Type.Array(Type.Object({ code: Type.String(), message: Type.String() })),
+  csrfToken: Type.Optional(
+    Type.String({ description: 'Signed in by the browser session only: the X-CSRF-Token value that changes through the API (POST, PUT, PATCH, DELETE) must carry.' }),
+  ),
 });
 
 // ---------- links
