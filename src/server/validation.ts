@@ -24,21 +24,27 @@ export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, http
   };
 };
 
-/** The JSON pointer of the first string (or key) holding U+0000, if any. */
-function nulPath(value: unknown, path: string): string | undefined {
-  if (typeof value === 'string') return value.includes('\u0000') ? path : undefined;
-  if (value === null || typeof value !== 'object') return undefined;
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      const found = nulPath(value[i], `${path}/${i}`);
-      if (found !== undefined) return found;
+/**
+ * The JSON pointer of the first string (or key) holding U+0000, if any. Iterative: a body is
+ * any JSON the parser took, nested as deep as the client likes, and a recursive walk ran out of
+ * stack (a 500) on an object nested a few thousand levels.
+ */
+function nulPath(root: unknown, rootPath: string): string | undefined {
+  const pending: Array<[unknown, string]> = [[root, rootPath]];
+  while (pending.length > 0) {
+    const [value, path] = pending.pop()!;
+    if (typeof value === 'string') {
+      if (value.includes('\u0000')) return path;
+      continue;
     }
-    return undefined;
-  }
-  for (const [key, item] of Object.entries(value)) {
-    if (key.includes('\u0000')) return path;
-    const found = nulPath(item, `${path}/${key}`);
-    if (found !== undefined) return found;
+    if (value === null || typeof value !== 'object') continue;
+    const entries: Array<[string, unknown]> = Array.isArray(value) ? value.map((item, i) => [String(i), item]) : Object.entries(value);
+    // Pushed in reverse, so the walk meets the first offending value first, as the recursive one did.
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const [key, item] = entries[i]!;
+      if (!Array.isArray(value) && key.includes('\u0000')) return path;
+      pending.push([item, `${path}/${key}`]);
+    }
   }
   return undefined;
 }
