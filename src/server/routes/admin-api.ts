@@ -12,6 +12,8 @@ import type { ApiTokenRecord } from '../../storage/repositories/api-tokens.js';
 import type { UserRecord } from '../../storage/repositories/users.js';
 import { adminOnly, credentialAdminOnly, principalOf, requireUnscoped, requireUser, usersOnly } from '../auth.js';
 import * as S from './schemas.js';
+import { validatorCompiler } from '../validation.js';
+import type { LinkAuthSpec } from '../../auth/registry.js';
 import { issueCsrfToken } from '../csrf.js';
 
 const errors = { 400: S.ErrorBody, 401: S.ErrorBody, 403: S.ErrorBody, 404: S.ErrorBody, 409: S.ErrorBody, 413: S.ErrorBody, 429: S.ErrorBody };
@@ -323,16 +325,41 @@ export async function adminApi(root: FastifyInstance, s: Services): Promise<void
       return reply.code(204).send(null);
     },
   );
+  const setAuthSummary =
+    "secret fields left out keep their values; a secret it generates, such as the clientSecret of an OAuth 2.0 client made confidential, is answered once in issuedSecrets";
+  // One documented route per configurable type and side, so the OpenAPI document carries each
+  // configuration's own schema. The body is checked by the links service against exactly that
+  // schema (the CLI reaches it directly), with errors naming `<direction>.<type>.<field>`.
+  for (const direction of ['incoming', 'outgoing'] as const) {
+    for (const descriptor of s.registry.configurable(direction)) {
+      app.put(
+        `/api/v1/links/:id/${direction}/${descriptor.id}`,
+        {
+          preValidation: credentialAdmin,
+          validatorCompiler: checkedByService,
+          schema: {
+            tags: ['links'],
+            summary: `Set ${descriptor.title} on the ${direction} side of a link (${setAuthSummary})`,
+            params: S.IdParams,
+            body: writableConfigSchema(descriptor[direction]!),
+            response: { 200: S.LinkWritten, ...errors },
+          },
+        },
+        async (request) => linkWrittenJson(await s.links.setAuth(request.params.id, direction, descriptor.id, request.body as Record<string, unknown>, await actor(request))),
+      );
+    }
+  }
+  // Any other type or side: the service answers what cannot be configured there.
   app.put(
     '/api/v1/links/:id/:direction/:type',
     {
       preValidation: credentialAdmin,
       schema: {
+        hide: true,
         tags: ['links'],
-        summary:
-          "Set one authentication type's configuration on one side of a link (secret fields left out keep their values; a secret it generates, such as the clientSecret of an OAuth 2.0 client made confidential, is answered once in issuedSecrets)",
+        summary: `Set one authentication type's configuration on one side of a link (${setAuthSummary})`,
         params: S.LinkAuthParams,
-        body: Type.Record(Type.String(), Type.Unknown()),
+        body: ANY_CONFIG,
         response: { 200: S.LinkWritten, ...errors },
       },
     },
@@ -378,4 +405,25 @@ export async function adminApi(root: FastifyInstance, s: Services): Promise<void
       next: entries.length === q.limit ? entries[entries.length - 1]!.id : null,
     };
   });
+}
+
+/** The body of a link-configuration PUT as the route checks it: a JSON object (the service checks the type's schema). */
+const ANY_CONFIG = Type.Record(Type.String(), Type.Unknown());
+
+/**
+ * Validates a documented link-configuration route's body as ANY_CONFIG (an object, no NUL) and
+ * everything else as usual: the type's own schema documents the body and the service applies it.
+ */
+const checkedByService: typeof validatorCompiler = (route) => validatorCompiler(route.httpPart === 'body' ? { ...route, schema: ANY_CONFIG } : route);
+
+/** A type's configuration schema as written through the API: secret fields are write-only and may be left out to keep them. */
+function writableConfigSchema(spec: LinkAuthSpec): Record<string, unknown> {
+  const schema = JSON.parse(JSON.stringify(spec.schema)) as { required?: string[]; properties?: Record<string, Record<string, unknown>> };
+  for (const name of spec.secretFields ?? []) {
+    const property = schema.properties?.[name];
+    if (property) property.description = `${property.description ? `${String(property.description)} ` : ''}Secret: never returned; left out, the stored value is kept.`;
+  }
+  if (schema.required) schema.required = schema.required.filter((name) => !(spec.secretFields ?? []).includes(name));
+  if (schema.required?.length === 0) delete schema.required;
+  return schema;
 }
