@@ -166,7 +166,7 @@ export const configSchema = {
     env: 'APPLINKS_BODY_LIMIT',
     type: { kind: 'integer', min: 1024, max: 104_857_600 },
     default: 1_048_576,
-    description: 'Largest request body, in bytes, that applinks parses itself (admin API, forms). Gateway bodies are streamed and not limited.',
+    description: 'Largest request body, in bytes, that applinks parses itself (admin API, forms). At the gateway a form-encoded body up to this size is read first (it may carry OAuth 1.0a parameters) and a chunked one over it is refused (413); every other body is streamed to the host, unlimited.',
   },
   upstreamTimeoutMs: {
     env: 'APPLINKS_UPSTREAM_TIMEOUT_MS',
