@@ -2,8 +2,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createHarness, DIALECTS, json, userWithToken, type Harness } from '../helpers/harness.js';
 import {
   authorizeUrl,
+  CookieJar,
   decide,
   exchange,
+  hiddenFields,
   INTROSPECT,
   obtainCode,
   pkce,
@@ -139,6 +141,87 @@ describe.each(DIALECTS)('OAuth 2.0 authorization server on %s', (dialect) => {
     const asked = await h.inject({ url: authorizeUrl({ response_type: 'code', client_id: client.clientId }), headers: { cookie: jar.header } });
     expect(asked.statusCode).toBe(200);
     expect(asked.body).toContain('Allow');
+  });
+
+  it('remembers consent for what was allowed only: not wider scopes, not another client, not another user', async () => {
+    const x = await registerClient(h, { name: 'App X' });
+    const y = await registerClient(h, { name: 'App Y' });
+    await userWithToken(h, 'alice');
+    await userWithToken(h, 'bob');
+    const alice = await signIn(h, 'alice', 'alice-password');
+    const bob = await signIn(h, 'bob', 'bob-password');
+    const ask = (jar: typeof alice, client: typeof x, scope: string) =>
+      h.inject({ url: authorizeUrl({ response_type: 'code', client_id: client.clientId, scope, code_challenge: pkce().challenge, code_challenge_method: 'S256' }), headers: { cookie: jar.header } });
+    const consentAsked = (res: Awaited<ReturnType<typeof ask>>, name: string, why: string) => {
+      expect(res.statusCode, `${why}: ${String(res.headers.location)}`).toBe(200);
+      expect(res.body).toContain(`Allow ${name} to act for you?`);
+    };
+
+    const readPage = await ask(alice, x, 'READ');
+    consentAsked(readPage, 'App X', 'first request');
+    expect(redirectParams(await decide(h, alice, readPage, 'allow')).get('code')).toMatch(/^alac_/);
+    // Remembered for READ (the control: the requests below differ in one thing each)...
+    expect(redirectParams(await ask(alice, x, 'READ')).get('code')).toMatch(/^alac_/);
+    // ...but WRITE is more than alice allowed X: she is asked again, for WRITE.
+    const writePage = await ask(alice, x, 'READ WRITE');
+    consentAsked(writePage, 'App X', 'wider scopes');
+    expect(writePage.body).toContain('data-scope="WRITE"');
+    // Per client: alice allowed X, not Y.
+    consentAsked(await ask(alice, y, 'READ'), 'App Y', 'another client');
+    // Per user: bob allowed nothing.
+    consentAsked(await ask(bob, x, 'READ'), 'App X', 'another user');
+  });
+
+  it('keeps prompt=consent through the sign-in redirect: a signed-out user with remembered consent is asked again', async () => {
+    const client = await registerClient(h, { name: 'Prompted App' });
+    await userWithToken(h, 'olga');
+    await obtainCode(h, await signIn(h, 'olga', 'olga-password'), client, { scope: 'READ' });
+    const url = authorizeUrl({ response_type: 'code', client_id: client.clientId, redirect_uri: REDIRECT, scope: 'READ', state: 'p1', code_challenge: pkce().challenge, code_challenge_method: 'S256' });
+    // The control: signed in, the remembered consent answers at once.
+    const remembered = await signIn(h, 'olga', 'olga-password');
+    expect(redirectParams(await h.inject({ url, headers: { cookie: remembered.header } })).get('code')).toMatch(/^alac_/);
+
+    // A browser without a session: to the sign-in page, then back to the request, prompt included.
+    const anonymous = await h.inject({ url: `${url}&prompt=consent` });
+    expect(anonymous.statusCode).toBe(303);
+    const jar = new CookieJar();
+    const loginPage = await h.inject({ url: String(anonymous.headers.location) });
+    expect(loginPage.statusCode).toBe(200);
+    jar.take(loginPage);
+    const login = hiddenFields(loginPage.body);
+    login.set('username', 'olga');
+    login.set('password', 'olga-password');
+    const signedIn = await h.inject({ method: 'POST', url: '/applinks/login', headers: { cookie: jar.header, 'content-type': 'application/x-www-form-urlencoded' }, payload: login.toString() });
+    expect(signedIn.statusCode, signedIn.body).toBe(303);
+    jar.take(signedIn);
+    const next = String(signedIn.headers.location);
+    expect(next.startsWith('/rest/oauth2/latest/authorize?')).toBe(true);
+    const page = await h.inject({ url: next, headers: { cookie: jar.header } });
+    expect(page.statusCode, String(page.headers.location)).toBe(200);
+    expect(page.body).toContain('Allow Prompted App to act for you?');
+    const back = redirectParams(await decide(h, jar, page, 'allow'));
+    expect(back.get('code')).toMatch(/^alac_/);
+    expect(back.get('state')).toBe('p1');
+  });
+
+  it('names each scope in words on the consent page', async () => {
+    const client = await registerClient(h, { name: 'Worded App', scopes: ['ADMIN'] });
+    await userWithToken(h, 'wendy');
+    const words = {
+      READ: 'See everything you can see: read your data and the data you have access to.',
+      WRITE: 'Create, change and delete what you can change, as you.',
+      ADMIN: 'Perform the administration you are allowed to do (projects, spaces, settings you administer), but never set passwords, create API tokens or grant administrator rights.',
+    };
+    const item = (scope: keyof typeof words) => `<li data-scope="${scope}"><strong>${scope}</strong>: ${words[scope]}</li>`;
+    const pageFor = async (username: string, password: string, scope: string) =>
+      (await h.inject({ url: authorizeUrl({ response_type: 'code', client_id: client.clientId, scope }), headers: { cookie: (await signIn(h, username, password)).header } })).body;
+
+    const user = await pageFor('wendy', 'wendy-password', 'WRITE');
+    expect(user).toContain(item('READ'));
+    expect(user).toContain(item('WRITE'));
+    expect(user).not.toContain(words.ADMIN);
+    const admin = await pageFor('admin', 'admin-password-1', 'ADMIN');
+    for (const scope of ['READ', 'WRITE', 'ADMIN'] as const) expect(admin).toContain(item(scope));
   });
 
   it('always asks again for a public client: its client_id and loopback redirect prove nothing (RFC 8252 §8.6)', async () => {
