@@ -395,6 +395,42 @@ describe.each(DIALECTS)('OAuth 2.0 authorization server on %s', (dialect) => {
     expect(json(res)).toMatchObject({ error: 'invalid_grant', error_description: 'The refresh token has expired.' });
   });
 
+  it('gives tokens the lifetimes configured, not the defaults', async () => {
+    const short = await createHarness(dialect, { config: { oauth2AccessTokenTtlSeconds: 600, oauth2RefreshTokenTtlSeconds: 7200 } });
+    try {
+      const client = await registerClient(short);
+      await userWithToken(short, 'tina');
+      const t = await exchange(short, client, await obtainCode(short, await signIn(short, 'tina', 'tina-password'), client));
+      expect(t.expires_in).toBe(600);
+      const lifetime = async (token: string) => {
+        const i = json<{ active: boolean; exp: number; iat: number }>(await post(short, INTROSPECT, client, { token }));
+        expect(i.active).toBe(true);
+        return i.exp - i.iat;
+      };
+      expect(await lifetime(t.access_token)).toBe(600);
+      expect(await lifetime(t.refresh_token!)).toBe(7200);
+      // Past 600 s the access token is dead; the refresh token, within its 7200 s, still rotates.
+      short.clock.advance(601_000);
+      expect((await short.inject({ url: '/x', headers: { authorization: `Bearer ${t.access_token}` } })).statusCode).toBe(401);
+      const refreshed = await post(short, TOKEN, client, { grant_type: 'refresh_token', refresh_token: t.refresh_token });
+      expect(refreshed.statusCode, refreshed.body).toBe(200);
+      const t2 = json<Tokens>(refreshed);
+      expect(t2.expires_in).toBe(600);
+      expect(await lifetime(t2.refresh_token!)).toBe(7200);
+      // The new refresh token lives 7200 s from its issue: one second more and it is refused.
+      short.clock.advance(7_201_000);
+      const expired = await post(short, TOKEN, client, { grant_type: 'refresh_token', refresh_token: t2.refresh_token });
+      expect(expired.statusCode).toBe(400);
+      expect(json(expired)).toMatchObject({ error: 'invalid_grant', error_description: 'The refresh token has expired.' });
+      // client_credentials tokens follow the access-token lifetime too.
+      await userWithToken(short, 'robot');
+      const service = await registerClient(short, { serviceAccount: 'robot', redirectUris: [], scopes: ['READ'] });
+      expect(json<Tokens>(await post(short, TOKEN, service, { grant_type: 'client_credentials' })).expires_in).toBe(600);
+    } finally {
+      await short.close();
+    }
+  });
+
   it('issues client_credentials tokens to service accounts only, acting as the chosen user', async () => {
     await userWithToken(h, 'robot');
     const service = await registerClient(h, { serviceAccount: 'robot', redirectUris: [], scopes: ['READ'] });
