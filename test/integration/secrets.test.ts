@@ -4,11 +4,12 @@ import path from 'node:path';
 import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Keyring } from '../../src/crypto/keyring.js';
+import { hashToken } from '../../src/crypto/tokens.js';
 import { writeKeyFile } from '../../src/services/master-key.js';
 import { sealContext } from '../../src/services/links.js';
 import { createBasicLink, createHarness, DIALECTS, json, userWithToken, type Harness, type LinkJson } from '../helpers/harness.js';
 import { dance, formOf, registerConsumer, REQUEST_TOKEN, signedInject } from '../helpers/oauth1.js';
-import { exchange, obtainCode, post, registerClient, signIn, TOKEN, type Tokens } from '../helpers/oauth2.js';
+import { exchange, INTROSPECT, obtainCode, post, registerClient, signIn, TOKEN, type Tokens } from '../helpers/oauth2.js';
 
 const PLANTED_SECRET = 'planted-outgoing-password-7f3c9a';
 
@@ -122,9 +123,19 @@ describe.each(DIALECTS)('secrets at rest on %s', (dialect) => {
     const rotated = json<{ clientSecret: string }>(
       await h.inject({ method: 'POST', url: `/api/v1/oauth2/clients/${client.clientId}/secret`, headers: { authorization: h.adminBasic }, payload: { graceSeconds: 60 } }),
     );
-    const planted = [client.clientSecret!, rotated.clientSecret, pending.code, redeemed.code, tokens.access_token, tokens.refresh_token, refreshed.access_token, refreshed.refresh_token!];
+    // The scan runs in the rotation's grace period: both secrets are stored and both work.
+    const fresh = { ...client, clientSecret: rotated.clientSecret };
+    const withNew = await post(h, TOKEN, fresh, { grant_type: 'refresh_token', refresh_token: refreshed.refresh_token });
+    expect(withNew.statusCode, withNew.body).toBe(200);
+    const again = json<Tokens>(withNew);
+    for (const c of [client, fresh]) expect(json(await post(h, INTROSPECT, c, { token: again.access_token }))).toMatchObject({ active: true });
+    const secretRows = await sql<{ secret_hash: string }>`select secret_hash from oauth2_client_secrets`.execute(h.services.store.db);
+    expect(secretRows.rows.map((r) => r.secret_hash).sort()).toEqual([hashToken(client.clientSecret!), hashToken(rotated.clientSecret)].sort());
+    const planted = [client.clientSecret!, rotated.clientSecret, pending.code, redeemed.code, tokens.access_token, tokens.refresh_token, refreshed.access_token, refreshed.refresh_token!, again.access_token, again.refresh_token!];
     const raw = rawStore(h);
     expect(raw).toContain(client.clientId); // the scan sees the rows
+    // ...and the very columns a clear value would be in: each secret's and live token's hash is there.
+    for (const value of [client.clientSecret!, rotated.clientSecret, again.access_token, again.refresh_token!]) expect(raw).toContain(hashToken(value));
     for (const value of planted) expect(raw).not.toContain(value);
     const everything = [h.logs.join('\n'), JSON.stringify(json(await h.inject({ url: '/api/v1/audit', headers: { authorization: h.adminBasic } })))].join('\n');
     for (const value of planted) expect(everything).not.toContain(value);
