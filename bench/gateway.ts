@@ -56,8 +56,13 @@ const configs: Configuration[] = [
   { name: 'gateway, Basic password', start: () => applinks({ authorization: basic }, USER) },
 ];
 
+// BENCH_ONLY=<regex> runs a subset (the bare proxy always runs: it is the baseline) and skips the memory run.
+const only = process.env.BENCH_ONLY ? new RegExp(process.env.BENCH_ONLY) : undefined;
+const selected = only ? configs.filter((c) => c.name === 'bare proxy' || only.test(c.name)) : configs;
+
 try {
-  const results = await interleave(configs, 'bare proxy');
+  const results = await interleave(selected, 'bare proxy');
+  if (selected !== configs) process.exit(0);
   const rps = (name: string) => median(results.get(name)!.map((r) => r.rps));
   const cpu = (name: string) => median(results.get(name)!.map((r) => r.cpuUsPerRequest));
   console.log('');

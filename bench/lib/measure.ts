@@ -212,6 +212,7 @@ export function printTable(results: Map<string, RunResult[]>, baseline: string):
   const base = results.get(baseline)!;
   const baseRps = median(base.map((r) => r.rps));
   const baseCpu = median(base.map((r) => r.cpuUsPerRequest));
+  const baseP99 = median(base.map((r) => r.p99));
   const rows = [...results].map(([name, runs]) => {
     const rps = runs.map((r) => r.rps);
     const cpu = runs.map((r) => r.cpuUsPerRequest);
@@ -223,11 +224,12 @@ export function printTable(results: Map<string, RunResult[]>, baseline: string):
       `${fmt((median(rps) / baseRps) * 100)}%`,
       `${fmt(median(runs.map((r, i) => r.rps / base[i]!.rps)) * 100)}%`,
       `${fmt(median(cpu) / baseCpu, 2)}×`,
+      `${fmt(median(runs.map((r) => r.p99)) / baseP99, 2)}×`,
     ];
   });
   // Beside the ratio of medians, the median of each round's ratio: a round's runs are minutes
   // apart, not tens of minutes, so it pairs figures the machine's drift has touched alike.
-  const head = ['configuration', 'req/s median (min–max)', 'p99 ms', 'CPU µs/req (min–max)', `req/s vs ${baseline}`, 'same, per round', 'CPU vs baseline'];
+  const head = ['configuration', 'req/s median (min–max)', 'p99 ms', 'CPU µs/req (min–max)', `req/s vs ${baseline}`, 'same, per round', 'CPU vs baseline', 'p99 vs baseline'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
   console.log(line(head));
