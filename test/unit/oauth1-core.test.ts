@@ -177,6 +177,48 @@ describe('signature methods', () => {
     ).toBe('signature_invalid');
   });
 
+  // The two requests of the §1.2 dance before the photos request: temporary credentials (signed
+  // with the client secret alone, over https, with the callback) and token credentials (with the
+  // temporary token's secret and the verifier).
+  it.each([
+    {
+      name: '/initiate request',
+      url: 'https://photos.example.net/initiate',
+      header:
+        'OAuth realm="Photos", oauth_consumer_key="dpf43f3p2l4k3l03", oauth_signature_method="HMAC-SHA1", oauth_timestamp="137131200", oauth_nonce="wIjqoS", oauth_callback="http%3A%2F%2Fprinter.example.com%2Fready", oauth_signature="74KNZJeDHnMBp0EMJ9ZHt%2FXKycU%3D"',
+      timestamp: 137131200,
+      signature: '74KNZJeDHnMBp0EMJ9ZHt/XKycU=',
+      tokenSecret: undefined,
+      token: undefined,
+      extra: ['oauth_callback', 'http://printer.example.com/ready'],
+    },
+    {
+      name: '/token request',
+      url: 'https://photos.example.net/token',
+      header:
+        'OAuth realm="Photos", oauth_consumer_key="dpf43f3p2l4k3l03", oauth_token="hh5s93j4hdidpola", oauth_signature_method="HMAC-SHA1", oauth_timestamp="137131201", oauth_nonce="walatlh", oauth_verifier="hfdp7dh39dks9884", oauth_signature="gKgrFCywp7rO0OXSjdot%2FIHF7IU%3D"',
+      timestamp: 137131201,
+      signature: 'gKgrFCywp7rO0OXSjdot/IHF7IU=',
+      tokenSecret: 'hdhd0244k9j7ao03',
+      token: 'hh5s93j4hdidpola',
+      extra: ['oauth_verifier', 'hfdp7dh39dks9884'],
+    },
+  ] as const)('verifies the RFC 5849 §1.2 $name exactly as it arrives', ({ url, header, timestamp, signature, tokenSecret, token, extra }) => {
+    const message = collectParameters({ authorization: header, query: '', form: undefined });
+    const p = checkProtocolParameters(message, { now: timestamp * 1000, windowSeconds: 300, realm: 'Photos' });
+    expect(p.signature).toBe(signature);
+    expect(p.token).toBe(token);
+    expect(p.get(extra[0])).toBe(extra[1]);
+    const secrets = { consumerSecret: 'kd94hf93k423kf44', ...(tokenSecret ? { tokenSecret } : {}) };
+    // Our signer computes the RFC's value from the base string we build...
+    expect(signBaseString('HMAC-SHA1', signatureBaseString('POST', url, message.pairs), secrets)).toBe(signature);
+    // ...and the verifier accepts the request, and only as it was sent: over https, to that URL, with that secret.
+    expect(() => checkSignature({ method: 'POST', url }, p, secrets, { realm: 'Photos', debug: false })).not.toThrow();
+    expect(problem(() => checkSignature({ method: 'POST', url: url.replace('https:', 'http:') }, p, secrets, { realm: 'Photos', debug: false }))).toBe('signature_invalid');
+    expect(problem(() => checkSignature({ method: 'GET', url }, p, secrets, { realm: 'Photos', debug: false }))).toBe('signature_invalid');
+    expect(problem(() => checkSignature({ method: 'POST', url }, p, { ...secrets, tokenSecret: 'pfkkdhi9sl3r4s00' }, { realm: 'Photos', debug: false }))).toBe('signature_invalid');
+  });
+
   it('signs and verifies the wiki TestCases RSA-SHA1 example (a certificate as the public key)', () => {
     const privateKey = createPrivateKey(WIKI_RSA_PRIVATE_KEY);
     expect(signBaseString('RSA-SHA1', WIKI_RSA_BASE_STRING, { rsaKey: privateKey })).toBe(WIKI_RSA_SIGNATURE);
