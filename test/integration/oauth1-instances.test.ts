@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/util/clock.js';
-import { createHarness, DIALECTS, userWithToken, type Harness } from '../helpers/harness.js';
-import { ACCESS_TOKEN, authHeader, dance, formOf, problemOf, registerConsumer, signedInject } from '../helpers/oauth1.js';
+import { createHarness, DIALECTS, json, userWithToken, type Harness } from '../helpers/harness.js';
+import { ACCESS_TOKEN, authHeader, dance, formOf, problemOf, registerConsumer, signedInject, type TestConsumer } from '../helpers/oauth1.js';
 import { hiddenFields, signIn } from '../helpers/oauth2.js';
 
 /**
@@ -59,16 +59,89 @@ describe('OAuth 1.0a across two instances sharing PostgreSQL', () => {
     expect(results.filter((r) => r.statusCode === 200)).toHaveLength(1);
     expect(results.filter((r) => problemOf(r) === 'token_rejected')).toHaveLength(7);
   });
+});
 
-  it('sees a revocation made on the other instance within the cache lifetime', async () => {
+/** A way to end what alice authorized, done on instance A through the admin API. */
+type Revoke = (a: Harness, c: TestConsumer, aliceId: string) => Promise<void>;
+
+const REVOCATIONS: Array<[string, string, Revoke]> = [
+  [
+    'an admin revokes the user’s authorization',
+    'token_revoked',
+    async (a, c, aliceId) => {
+      const res = await a.inject({ method: 'DELETE', url: `/api/v1/users/${aliceId}/authorizations/oauth1:${c.linkId}`, headers: { authorization: a.adminBasic } });
+      expect(res.statusCode, res.body).toBe(204);
+    },
+  ],
+  [
+    'an admin revokes everything issued through the link',
+    'token_revoked',
+    async (a, c) => {
+      const res = await a.inject({ method: 'DELETE', url: `/api/v1/links/${c.linkId}/authorizations`, headers: { authorization: a.adminBasic } });
+      expect(json(res)).toEqual({ revoked: 1 });
+    },
+  ],
+  [
+    'the user is disabled',
+    'token_revoked',
+    async (a, _c, aliceId) => {
+      const res = await a.inject({ method: 'PATCH', url: `/api/v1/users/${aliceId}`, headers: { authorization: a.adminBasic }, payload: { disabled: true } });
+      expect(res.statusCode, res.body).toBe(200);
+    },
+  ],
+  // The consumer goes, and what it was issued with it: the request names a consumer nobody has (Jira: consumer_key_unknown).
+  [
+    'the link’s incoming OAuth 1.0a consumer is removed',
+    'consumer_key_unknown',
+    async (a, c) => {
+      const res = await a.inject({ method: 'DELETE', url: `/api/v1/links/${c.linkId}/incoming/oauth1`, headers: { authorization: a.adminBasic } });
+      expect(res.statusCode, res.body).toBe(200);
+    },
+  ],
+  [
+    'the link is deleted',
+    'consumer_key_unknown',
+    async (a, c) => {
+      const res = await a.inject({ method: 'DELETE', url: `/api/v1/links/${c.linkId}`, headers: { authorization: a.adminBasic } });
+      expect(res.statusCode, res.body).toBe(204);
+    },
+  ],
+];
+
+/**
+ * A revocation reaches the other instance through the store once that instance's cached
+ * entries (the token with its secret, the consumer, the user) expire: within
+ * APPLINKS_AUTH_CACHE_TTL_MS, whichever way the access was ended.
+ */
+describe.each(DIALECTS)('OAuth 1.0a revocations across two instances on %s', (dialect) => {
+  let a: Harness;
+  let b: Harness;
+  let clock: ManualClock;
+  let aliceId: string;
+  beforeEach(async () => {
+    clock = new ManualClock(Date.now());
+    a = await createHarness(dialect, { clock });
+    b = await createHarness(dialect, { clock, store: a.store });
+    aliceId = (await userWithToken(a, 'alice', { password: 'alice-password' })).user.id;
+  });
+  afterEach(async () => {
+    await b.close();
+    await a.close();
+  });
+
+  it.each(REVOCATIONS)('refuses on B a token once %s on A, within the cache lifetime', async (_how, problem, revoke) => {
     const c = await registerConsumer(a);
     const d = await dance(a, c, await signIn(a, 'alice', 'alice-password'));
-    expect((await signedInject(b, c, { path: '/rest/api/2/myself', token: d.access })).statusCode).toBe(200);
-    const alice = (await a.services.users.findByUsername('alice'))!;
-    expect((await a.inject({ method: 'DELETE', url: `/api/v1/users/${alice.id}/authorizations/oauth1:${c.linkId}`, headers: { authorization: a.adminBasic } })).statusCode).toBe(204);
-    expect(problemOf(await signedInject(a, c, { path: '/rest/api/2/myself', token: d.access }))).toBe('token_revoked');
+    const myself = (h: Harness) => signedInject(h, c, { path: '/rest/api/2/myself', token: d.access });
+    // B serves the token: it now holds the token, its consumer and alice in its caches.
+    expect((await myself(b)).statusCode).toBe(200);
+    await revoke(a, c, aliceId);
+    expect(problemOf(await myself(a))).toBe(problem);
     clock.advance(a.config.authCacheTtlMs + 1);
-    expect(problemOf(await signedInject(b, c, { path: '/rest/api/2/myself', token: d.access }))).toBe('token_revoked');
+    const late = await myself(b);
+    expect(late.statusCode, late.body).toBe(401);
+    expect(problemOf(late)).toBe(problem);
+    expect(String(late.headers['www-authenticate'])).toContain(`oauth_problem="${problem}"`);
   });
 });
 
