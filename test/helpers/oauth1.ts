@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHmac, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
 import OAuth from 'oauth-1.0a';
@@ -136,4 +137,13 @@ export async function dance(h: Harness, c: TestConsumer, jar: CookieJar, decisio
   const requestToken = { key: request.oauth_token!, secret: request.oauth_token_secret! };
   const at = await signedInject(h, c, { method: 'POST', path: ACCESS_TOKEN, token: requestToken, oauth: { oauth_verifier: verifier } });
   return { requestToken, verifier, accessResponse: at, access: at.statusCode === 200 ? { key: formOf(at).oauth_token!, secret: formOf(at).oauth_token_secret! } : undefined, body: formOf(at) };
+}
+
+/**
+ * An XML document as Python's xml.etree reads it from the raw bytes (a parser nobody here wrote;
+ * it refuses what is not well-formed): the root element's name and its children, in order, with their text.
+ */
+export function xmlAsPythonReadsIt(raw: Buffer): { root: string; children: Array<[string, string]> } {
+  const script = 'import json, sys, xml.etree.ElementTree as ET\nroot = ET.fromstring(sys.stdin.buffer.read())\nprint(json.dumps({"root": root.tag, "children": [[c.tag, c.text or ""] for c in root]}))';
+  return JSON.parse(execFileSync('/usr/bin/python3', ['-c', script], { input: raw, encoding: 'utf8' })) as { root: string; children: Array<[string, string]> };
 }

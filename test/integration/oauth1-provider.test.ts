@@ -1,10 +1,10 @@
 import { Readable } from 'node:stream';
-import { randomBytes } from 'node:crypto';
+import { createPublicKey, randomBytes } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { authorizationHeader } from '../../src/protocols/oauth1/client.js';
 import { createHarness, DIALECTS, json, userWithToken, type Harness } from '../helpers/harness.js';
-import { ACCESS_TOKEN, AUTHORIZE, authHeader, CALLBACK, consumerKeyPair, dance, formOf, problemOf, registerConsumer, REQUEST_TOKEN, signedInject, type TestConsumer } from '../helpers/oauth1.js';
+import { ACCESS_TOKEN, AUTHORIZE, authHeader, CALLBACK, consumerKeyPair, dance, formOf, problemOf, registerConsumer, REQUEST_TOKEN, signedInject, xmlAsPythonReadsIt, type TestConsumer } from '../helpers/oauth1.js';
 import { CookieJar, hiddenFields, signIn } from '../helpers/oauth2.js';
 import { startUpstream } from '../helpers/upstream.js';
 
@@ -507,6 +507,41 @@ describe.each(DIALECTS)('OAuth 1.0a provider on %s', (dialect) => {
     expect(json<{ outgoing: Array<{ secretsSet: string[]; config: Record<string, unknown> }> }>(rsaOut).outgoing[0]).toMatchObject({ secretsSet: [], config: { signatureMethod: 'RSA-SHA1' } });
     // ...and once dropped it is gone: HMAC again needs it anew.
     expect(json(await put('outgoing', { signatureMethod: 'HMAC-SHA1', consumerKey: 'us-there' }))).toMatchObject({ error: 'validation_failed', field: 'outgoing.oauth1.sharedSecret' });
+  });
+
+  it('serves our consumer-info document to anyone, as Atlassian’s servlet does: key, name, public key, description, callback', async () => {
+    const identity = json<{ consumerKey: string; name: string; description: string; publicKey: string; callbackUrl: string }>(
+      await h.inject({ url: '/api/v1/oauth1/consumer', headers: { authorization: h.adminBasic } }),
+    );
+    // No credentials at all: a remote administrator's server fetches it to register us.
+    const res = await h.inject({ url: '/plugins/servlet/oauth/consumer-info' });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(String(res.headers['content-type']).toLowerCase().replace(/\s/g, '')).toBe('application/xml;charset=utf-8');
+    expect(res.body.startsWith('<?xml version="1.0" encoding="UTF-8"?>')).toBe(true);
+    const doc = xmlAsPythonReadsIt(res.rawPayload);
+    expect(doc.root).toBe('consumer');
+    expect(doc.children.map(([name]) => name)).toEqual(['key', 'name', 'publicKey', 'description', 'callback']);
+    const el = Object.fromEntries(doc.children);
+    expect(el.key).toBe(identity.consumerKey);
+    expect(el.key).toMatch(/^applinks:\d{7}$/);
+    expect(el.name).toBe('applinks');
+    expect(el.description).toBe('applinks at http://applinks.test');
+    expect(el.callback).toBe('http://applinks.test/plugins/servlet/applinks/oauth/login-dance/access');
+    // As RSAKeys.toPemEncoding leaves it: the bare base64 of the SubjectPublicKeyInfo, no PEM lines. It is our key.
+    expect(el.publicKey).toMatch(/^[A-Za-z0-9+/]+={0,2}$/);
+    const key = createPublicKey({ key: Buffer.from(el.publicKey!, 'base64'), format: 'der', type: 'spki' });
+    expect(key.asymmetricKeyType).toBe('rsa');
+    expect(key.export({ format: 'pem', type: 'spki' }).toString()).toBe(identity.publicKey);
+
+    // What the name and description hold is escaped: the document stays XML and says what was configured.
+    const odd = await createHarness(dialect, { config: { appName: 'R&D <Tools> "one"' } });
+    try {
+      const named = Object.fromEntries(xmlAsPythonReadsIt((await odd.inject({ url: '/plugins/servlet/oauth/consumer-info' })).rawPayload).children);
+      expect(named.name).toBe('R&D <Tools> "one"');
+      expect(named.description).toBe('R&D <Tools> "one" at http://applinks.test');
+    } finally {
+      await odd.close();
+    }
   });
 
   it('authenticates applinks’ own API and forward-auth with OAuth too', async () => {
