@@ -1,3 +1,4 @@
+import { createPublicKey } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -6,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { registerLinks } from '../../src/cli/links.js';
 import { registerOAuth1 } from '../../src/cli/oauth1.js';
 import { registerUsers } from '../../src/cli/users.js';
-import { json, type Harness } from '../helpers/harness.js';
+import { createHarness, json, type Harness } from '../helpers/harness.js';
+import { xmlAsPythonReadsIt } from '../helpers/oauth1.js';
 import { listeningHarness } from '../helpers/oauth2.js';
 
 /** `applinks oauth1 ...` and the OAuth 1.0a side of `applinks links request`, in process, on an embedded store of their own. */
@@ -50,7 +52,7 @@ describe('applinks oauth1 CLI', () => {
   }
 
   it('prints our consumer identity, the same as consumer-info serves', async () => {
-    const printed = JSON.parse((await cli('oauth1', 'consumer', '--json')).out) as { consumerKey: string; publicKey: string; consumerInfoUrl: string; callbackUrl: string };
+    const printed = JSON.parse((await cli('oauth1', 'consumer', '--json')).out) as { consumerKey: string; name: string; description: string; publicKey: string; consumerInfoUrl: string; callbackUrl: string };
     expect(printed.consumerKey).toMatch(/^applinks:\d{7}$/);
     expect(printed.publicKey).toMatch(/^-----BEGIN PUBLIC KEY-----/);
     expect(printed.consumerInfoUrl).toBe('https://applinks.example/plugins/servlet/oauth/consumer-info');
@@ -58,6 +60,22 @@ describe('applinks oauth1 CLI', () => {
     // Stable across runs (the key pair and the consumer key live in the store).
     expect(JSON.parse((await cli('oauth1', 'consumer', '--json')).out)).toEqual(printed);
     expect((await cli('oauth1', 'consumer')).out).toContain(`Consumer key:  ${printed.consumerKey}`);
+
+    // A server on the CLI's store serves the same identity at the URL printed.
+    const server = await createHarness('sqlite', {
+      store: { databaseUrl: `sqlite:${path.join(dir, 'applinks.db')}`, schema: undefined, dataDir: dir, drop: async () => undefined },
+      config: { baseUrl: 'https://applinks.example' },
+    });
+    try {
+      const res = await server.inject({ url: new URL(printed.consumerInfoUrl).pathname });
+      expect(res.statusCode, res.body).toBe(200);
+      const served = Object.fromEntries(xmlAsPythonReadsIt(res.rawPayload).children);
+      expect(served).toEqual({ key: printed.consumerKey, name: printed.name, publicKey: expect.any(String), description: printed.description, callback: printed.callbackUrl });
+      // The document holds the bare base64 of the key the CLI prints as PEM.
+      expect(createPublicKey({ key: Buffer.from(served.publicKey!, 'base64'), format: 'der', type: 'spki' }).export({ format: 'pem', type: 'spki' }).toString()).toBe(printed.publicKey);
+    } finally {
+      await server.close();
+    }
   });
 
   it("registers a remote's consumer from its consumer-info, and asks for the dance before a 3-legged call", async () => {
