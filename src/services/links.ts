@@ -154,6 +154,7 @@ export class LinkService {
         await within?.(repos, trx, link.id);
       }),
     );
+    for (const auth of auths) this.knownNow(auth);
     return withIssued(await this.get(link.id), issued);
   }
 
@@ -221,6 +222,7 @@ export class LinkService {
       });
     await this.raceAsAppErrors(id, direction, type, existing, () => this.conflictsAsAppErrors(link.name, write));
     this.revocations.link(id);
+    this.knownNow(auth);
     return withIssued(await this.get(id), issued);
   }
 
@@ -278,7 +280,7 @@ export class LinkService {
   findIncoming(type: string, key: string): Awaitable<IncomingMatch | undefined> {
     // Keys come from the wire: one no configuration could hold is unknown without asking the store.
     if (!isStorableName(key, 1024)) return undefined;
-    const cacheKey = `${type}\u0000${key}`;
+    const cacheKey = incomingCacheKey(type, key);
     const cached = this.incomingCache.get(cacheKey);
     if (cached !== undefined) return cached ?? undefined;
     return this.loadIncoming(type, key, cacheKey);
@@ -290,6 +292,15 @@ export class LinkService {
     const match = auth && link ? { link, auth } : null;
     this.incomingCache.set(cacheKey, match, this.cacheTtlMs, match ? [`link:${match.link.id}`] : []);
     return match ?? undefined;
+  }
+
+  /**
+   * A key just registered may be cached here as unknown (a client tried it first, or it named the
+   * configuration before a change of key and a change back): not after this instance's own write.
+   * Its link's tag does not reach that entry, which names no link.
+   */
+  private knownNow(auth: LinkAuthRecord): void {
+    if (auth.direction === 'incoming' && auth.lookupKey !== null) this.incomingCache.delete(incomingCacheKey(auth.type, auth.lookupKey));
   }
 
   /**
@@ -495,6 +506,11 @@ export class LinkService {
       throw new AppError('conflict', { message: `A link named "${name}" already exists.`, field: 'name' });
     }
   }
+}
+
+/** The incoming-configuration cache's key of a lookup key (consumer key, client id) of a type. */
+function incomingCacheKey(type: string, key: string): string {
+  return `${type}\u0000${key}`;
 }
 
 function withIssued(view: LinkView, issued: IssuedByType): LinkWritten {

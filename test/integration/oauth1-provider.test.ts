@@ -189,6 +189,45 @@ describe.each(DIALECTS)('OAuth 1.0a provider on %s', (dialect) => {
     expectProblem(late, 'token_expired', 401);
   });
 
+  it('revokes what a consumer was issued when a PUT gives its link a new consumer key; the same key keeps it', async () => {
+    const put = (config: Record<string, unknown>) =>
+      h.inject({ method: 'PUT', url: `/api/v1/links/${rsa.linkId}/incoming/oauth1`, headers: { authorization: h.adminBasic }, payload: { name: 'Outlook add-in', publicKey: consumerKeyPair().publicPem, ...config } });
+    const d = await dance(h, rsa, jar);
+    const pending = formOf(await signedInject(h, rsa, { method: 'POST', path: REQUEST_TOKEN, oauth: { oauth_callback: 'oob' } }));
+    // The same key with another name: still the same consumer.
+    expect((await put({ consumerKey: rsa.key, name: 'Renamed add-in' })).statusCode).toBe(200);
+    expect((await myself(rsa, d.access)).statusCode).toBe(200);
+
+    const renamed: TestConsumer = { ...rsa, key: `${rsa.key}-new` };
+    const changed = await put({ consumerKey: renamed.key });
+    expect(changed.statusCode, changed.body).toBe(200);
+    expectProblem(await myself(rsa, d.access), 'consumer_key_unknown', 401);
+    expectProblem(await myself(renamed, d.access), 'token_rejected', 401);
+    expect(json<{ authorizations: unknown[] }>(await h.inject({ url: '/api/v1/me/authorizations', headers: { cookie: jar.header } })).authorizations).toEqual([]);
+    // Given its old key back, the link does not bring back what the old consumer held: those tokens
+    // are gone. (The key was just refused as unknown: this instance knows it again at once.)
+    expect((await put({ consumerKey: rsa.key })).statusCode).toBe(200);
+    expectProblem(await myself(rsa, d.access), 'token_rejected', 401);
+    const requestToken = { key: pending.oauth_token!, secret: pending.oauth_token_secret! };
+    expectProblem(await signedInject(h, rsa, { method: 'POST', path: ACCESS_TOKEN, token: requestToken, oauth: { oauth_verifier: 'abcdef' } }), 'token_rejected', 401);
+    // And the new consumer starts from nothing.
+    expect((await dance(h, rsa, jar)).accessResponse.statusCode).toBe(200);
+  });
+
+  it('knows a consumer key as soon as it is registered, even one it refused as unknown a moment before', async () => {
+    const early: TestConsumer = { ...rsa, key: `consumer-${randomBytes(4).toString('hex')}` };
+    const empty = { key: '', secret: '' };
+    expectProblem(await myself(early, empty), 'consumer_key_unknown', 401);
+    const created = await h.inject({
+      method: 'POST',
+      url: '/api/v1/links',
+      headers: { authorization: h.adminBasic },
+      payload: { name: 'Registered late', incoming: { oauth1: { consumerKey: early.key, name: 'Late add-in', publicKey: consumerKeyPair().publicPem, allow2LO: true, executeAs: 'alice' } } },
+    });
+    expect(created.statusCode, created.body).toBe(201);
+    expect(json(await myself(early, empty))).toMatchObject({ user: { username: 'alice' }, authType: 'oauth1-2lo' });
+  });
+
   it('keeps one live token per user and consumer, renews with the session handle, and expires tokens', async () => {
     const first = await dance(h, rsa, jar);
     const second = await dance(h, rsa, jar);
