@@ -189,6 +189,97 @@ describe.each(DIALECTS)('OAuth 1.0a provider on %s', (dialect) => {
     expectProblem(late, 'token_expired', 401);
   });
 
+  /** The consent page for a request token, then Allow, as the jar's user: answers the decision's response. */
+  async function allow(on: Harness, cookies: CookieJar, token: string, query = ''): Promise<LightMyRequestResponse> {
+    const page = await on.inject({ url: `${AUTHORIZE}?oauth_token=${encodeURIComponent(token)}${query}`, headers: { cookie: cookies.header } });
+    expect(page.statusCode, page.body).toBe(200);
+    cookies.take(page);
+    const form = hiddenFields(page.body);
+    form.set('approve', 'Allow');
+    return on.inject({ method: 'POST', url: AUTHORIZE, headers: { cookie: cookies.header, 'content-type': 'application/x-www-form-urlencoded' }, payload: form.toString() });
+  }
+  const shownVerifier = (res: LightMyRequestResponse) => {
+    expect(res.statusCode, res.body).toBe(200);
+    return /<code class="secret" id="verifier">([A-Za-z0-9]{6})<\/code>/.exec(res.body)![1]!;
+  };
+
+  it('refuses OAuth 1.0 (no oauth_callback) unless the dangerous switch is on; then its tokens are exchanged without a verifier', async () => {
+    // By default only 1.0a: the request-token call must name a callback (or oob).
+    expect(expectProblem(await signedInject(h, rsa, { method: 'POST', path: REQUEST_TOKEN }), 'parameter_absent', 400).oauth_parameters_absent).toBe('oauth_callback');
+
+    const legacy = await createHarness(dialect, { config: { oauth1DangerouslyAllowOAuth10: true } });
+    try {
+      await userWithToken(legacy, 'alice', { password: 'alice-password' });
+      const cookies = await signIn(legacy, 'alice', 'alice-password');
+      const c = await registerConsumer(legacy);
+      const rt = await signedInject(legacy, c, { method: 'POST', path: REQUEST_TOKEN });
+      expect(rt.statusCode, rt.body).toBe(200);
+      // A 1.0 token: no oauth_callback_confirmed (Jira flags such a token version 1.0).
+      expect(rt.body).toMatch(/^oauth_token=alort_[\w-]+&oauth_token_secret=[\w-]+$/);
+      const token = { key: formOf(rt).oauth_token!, secret: formOf(rt).oauth_token_secret! };
+      expectProblem(await signedInject(legacy, c, { method: 'POST', path: ACCESS_TOKEN, token }), 'permission_unknown', 401);
+      // No callback anywhere (none registered for this consumer): the verifier is shown, and the client need not send it.
+      const verifier = shownVerifier(await allow(legacy, cookies, token.key));
+      expectProblem(await signedInject(legacy, c, { method: 'POST', path: ACCESS_TOKEN, token, oauth: { oauth_verifier: verifier === 'AAAAAA' ? 'BBBBBB' : 'AAAAAA' } }), 'token_rejected', 401);
+      const at = await signedInject(legacy, c, { method: 'POST', path: ACCESS_TOKEN, token });
+      expect(at.statusCode, at.body).toBe(200);
+      expect(Object.keys(formOf(at))).toEqual(['oauth_token', 'oauth_token_secret', 'oauth_expires_in', 'oauth_session_handle', 'oauth_authorization_expires_in']);
+      const access = { key: formOf(at).oauth_token!, secret: formOf(at).oauth_token_secret! };
+      expect(json(await signedInject(legacy, c, { path: '/rest/api/2/myself', token: access }))).toMatchObject({ user: { username: 'alice' }, authType: 'oauth1' });
+
+      // A 1.0 client may name its callback at the authorize step instead; the page posts it back.
+      const named = formOf(await signedInject(legacy, c, { method: 'POST', path: REQUEST_TOKEN }));
+      const sent = await allow(legacy, cookies, named.oauth_token!, `&oauth_callback=${encodeURIComponent('https://addin.example/named?x=1')}`);
+      expect(sent.statusCode, sent.body).toBe(303);
+      const back = new URL(String(sent.headers.location));
+      expect(back.origin + back.pathname).toBe('https://addin.example/named');
+      expect([...back.searchParams.keys()]).toEqual(['x', 'oauth_token', 'oauth_verifier']);
+      expect(back.searchParams.get('oauth_token')).toBe(named.oauth_token);
+    } finally {
+      await legacy.close();
+    }
+  });
+
+  it('sends a 1.0 user back to the consumer’s registered callback when the request named none, but shows oob’s verifier', async () => {
+    const legacy = await createHarness(dialect, { config: { oauth1DangerouslyAllowOAuth10: true } });
+    try {
+      await userWithToken(legacy, 'alice', { password: 'alice-password' });
+      const cookies = await signIn(legacy, 'alice', 'alice-password');
+      const registered = 'https://addin.example/registered?from=registration';
+      const c = await registerConsumer(legacy, { config: { callback: registered } });
+      const rt = formOf(await signedInject(legacy, c, { method: 'POST', path: REQUEST_TOKEN }));
+      const page = await legacy.inject({ url: `${AUTHORIZE}?oauth_token=${rt.oauth_token}`, headers: { cookie: cookies.header } });
+      expect(page.body).toContain('your browser returns to <strong>addin.example</strong>');
+      const decided = await allow(legacy, cookies, rt.oauth_token!);
+      expect(decided.statusCode, decided.body).toBe(303);
+      const back = new URL(String(decided.headers.location));
+      expect(`${back.origin}${back.pathname}?from=${back.searchParams.get('from')}`).toBe(registered);
+      expect(back.searchParams.get('oauth_token')).toBe(rt.oauth_token);
+      const verifier = back.searchParams.get('oauth_verifier')!;
+      expect(verifier).toMatch(/^[A-Za-z0-9]{6}$/);
+      // A 1.0 client may still send the verifier it was brought.
+      const token = { key: rt.oauth_token!, secret: rt.oauth_token_secret! };
+      expect((await signedInject(legacy, c, { method: 'POST', path: ACCESS_TOKEN, token, oauth: { oauth_verifier: verifier } })).statusCode).toBe(200);
+
+      // oob said "no callback": the registered one is not used then.
+      const oob = formOf(await signedInject(legacy, c, { method: 'POST', path: REQUEST_TOKEN, oauth: { oauth_callback: 'oob' } }));
+      shownVerifier(await allow(legacy, cookies, oob.oauth_token!));
+    } finally {
+      await legacy.close();
+    }
+  });
+
+  it('refuses to exchange another consumer’s request token, and leaves it to its own consumer', async () => {
+    // The same RSA key pair, another consumer key: only the key tells them apart.
+    const other = await registerConsumer(h);
+    const rt = formOf(await signedInject(h, rsa, { method: 'POST', path: REQUEST_TOKEN, oauth: { oauth_callback: 'oob' } }));
+    const verifier = shownVerifier(await allow(h, jar, rt.oauth_token!));
+    const token = { key: rt.oauth_token!, secret: rt.oauth_token_secret! };
+    expectProblem(await signedInject(h, other, { method: 'POST', path: ACCESS_TOKEN, token, oauth: { oauth_verifier: verifier } }), 'token_rejected', 401);
+    const own = await signedInject(h, rsa, { method: 'POST', path: ACCESS_TOKEN, token, oauth: { oauth_verifier: verifier } });
+    expect(own.statusCode, own.body).toBe(200);
+  });
+
   it('revokes what a consumer was issued when a PUT gives its link a new consumer key; the same key keeps it', async () => {
     const put = (config: Record<string, unknown>) =>
       h.inject({ method: 'PUT', url: `/api/v1/links/${rsa.linkId}/incoming/oauth1`, headers: { authorization: h.adminBasic }, payload: { name: 'Outlook add-in', publicKey: consumerKeyPair().publicPem, ...config } });
@@ -226,6 +317,29 @@ describe.each(DIALECTS)('OAuth 1.0a provider on %s', (dialect) => {
     });
     expect(created.statusCode, created.body).toBe(201);
     expect(json(await myself(early, empty))).toMatchObject({ user: { username: 'alice' }, authType: 'oauth1-2lo' });
+  });
+
+  it('holds oauth_timestamp to a configured window (oauth1TimestampWindowSeconds), not Jira’s 300 s', async () => {
+    const narrow = await createHarness(dialect, { config: { oauth1TimestampWindowSeconds: 60 } });
+    try {
+      await userWithToken(narrow, 'alice');
+      const c = await registerConsumer(narrow, { method: 'HMAC-SHA1', config: { allow3LO: false, allow2LO: true, executeAs: 'alice' } });
+      // On a whole second, so the acceptable range is exactly ±60 s (net.oauth rounds half up).
+      narrow.clock.set(Math.floor(narrow.clock.now() / 1000) * 1000);
+      const now = narrow.clock.now() / 1000;
+      const signedAt = (offset: number) => signedInject(narrow, c, { path: '/rest/api/2/myself', token: { key: '', secret: '' }, now: (now + offset) * 1000 });
+      for (const offset of [-60, 60]) {
+        const res = await signedAt(offset);
+        expect(res.statusCode, `${offset}: ${res.body}`).toBe(200);
+      }
+      for (const offset of [-61, 61, -300, 300]) {
+        const res = await signedAt(offset);
+        expect(expectProblem(res, 'timestamp_refused', 400).oauth_acceptable_timestamps, String(offset)).toBe(`${now - 60}-${now + 60}`);
+        expect(String(res.headers['www-authenticate'])).toContain(`oauth_acceptable_timestamps="${now - 60}-${now + 60}"`);
+      }
+    } finally {
+      await narrow.close();
+    }
   });
 
   it('keeps one live token per user and consumer, renews with the session handle, and expires tokens', async () => {
