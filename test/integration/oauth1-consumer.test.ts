@@ -1,6 +1,9 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import type { LightMyRequestResponse } from 'fastify';
 import { getGlobalDispatcher, MockAgent, setGlobalDispatcher } from 'undici';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { CONSUMER_KEY_PURPOSE } from '../../src/modules/oauth1/consumer.js';
 import { oauth1Of } from '../../src/modules/oauth1/index.js';
 import type { OAuth1Tables } from '../../src/modules/oauth1/tables.js';
 import { withTables } from '../../src/storage/repositories/common.js';
@@ -11,6 +14,18 @@ import { startUpstream } from '../helpers/upstream.js';
 
 /** The provider's shortest access-token lifetime, so the consumer's clock can outrun it. */
 const ACCESS_TTL_S = 3600;
+
+/**
+ * Everything a store holds, as raw bytes: the SQLite file and its WAL, or a pg_dump of the
+ * test's schema (as test/integration/secrets.test.ts reads it).
+ */
+function rawStore(h: Harness): string {
+  if (h.store.schema) {
+    return execFileSync('pg_dump', ['--schema', h.store.schema, '--data-only', h.store.databaseUrl], { encoding: 'latin1', maxBuffer: 64 * 1024 * 1024 });
+  }
+  const file = h.store.databaseUrl.slice('sqlite:'.length);
+  return [file, `${file}-wal`].filter(existsSync).map((f) => readFileSync(f).toString('latin1')).join('');
+}
 
 const local = (location: string) => {
   const url = new URL(location);
@@ -139,6 +154,43 @@ describe.each(DIALECTS)('our OAuth 1.0a consumer against our provider on %s', (d
     await provider.services.authorizations.revoke(alice.id, `oauth1:${linkAtProvider}`, SYSTEM_ACTOR);
     expect(await call('alice', 'oauth1')).toMatchObject({ kind: 'authorization-required' });
     expect(await oauth1Of(consumer.services).consumer.heldFor(alice.id)).toEqual([]);
+  });
+
+  it('keeps its own private key and the users’ tokens from the remote sealed at rest', async () => {
+    // The credentials A issues to B, as they travel: B must keep them only sealed.
+    const dancer = oauth1Of(consumer.services).consumer as unknown as { exchange: (...args: unknown[]) => Promise<{ token: string; secret: string; sessionHandle: string | null }> };
+    const exchange = dancer.exchange.bind(dancer);
+    const obtained: Array<{ token: string; secret: string; sessionHandle: string | null }> = [];
+    vi.spyOn(dancer, 'exchange').mockImplementation(async (...args) => {
+      const credentials = await exchange(...args);
+      obtained.push(credentials);
+      return credentials;
+    });
+    expect((await loginDance('alice')).statusCode).toBe(303);
+    expect(await call('alice', 'oauth1')).toMatchObject({ kind: 'response', status: 200 });
+    expect(obtained).toHaveLength(1);
+    const { token, secret, sessionHandle } = obtained[0]!;
+    expect(secret.length).toBeGreaterThanOrEqual(16);
+
+    // B's private key, in every form it could have been written in: PEM (with its line breaks, as
+    // pg_dump escapes them, or without), DER, and its private JWK members. (Not PEM line by line: a line within the modulus
+    // is public, and shows in the public JWK stored beside it.)
+    const { record, privateKey } = await consumer.services.keys.activeKey(CONSUMER_KEY_PURPOSE, 'RS256');
+    const forms: string[] = [];
+    for (const type of ['pkcs8', 'pkcs1'] as const) {
+      const pem = privateKey.export({ format: 'pem', type }).toString();
+      forms.push(pem, pem.replaceAll('\n', '\\n'), pem.trim().split('\n').slice(1, -1).join(''), privateKey.export({ format: 'der', type }).toString('latin1'));
+    }
+    const jwk = privateKey.export({ format: 'jwk' });
+    for (const member of [jwk.d, jwk.p, jwk.q, jwk.dp, jwk.dq, jwk.qi]) forms.push(member!, Buffer.from(member!, 'base64url').toString('base64').replace(/=+$/, ''));
+
+    const raw = rawStore(consumer);
+    // The scan sees the rows: the sealed key and the sealed token secret are there as written.
+    const stored = await withTables<OAuth1Tables>(consumer.services.store.db).selectFrom('oauth1_outgoing_tokens').select('secret_sealed').where('link_id', '=', linkAtConsumer).executeTakeFirstOrThrow();
+    expect(raw).toContain(stored.secret_sealed);
+    expect(raw).toContain(record.privateSealed);
+    for (const form of forms) expect(raw.includes(form), 'the private key in clear').toBe(false);
+    for (const value of [secret, token, sessionHandle!]) expect(raw.includes(value), 'an outgoing token credential in clear').toBe(false);
   });
 
   it('calls 2-legged as the configured user, and with impersonation as the user it names', async () => {
