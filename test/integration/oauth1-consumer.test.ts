@@ -145,9 +145,13 @@ describe.each(DIALECTS)('our OAuth 1.0a consumer against our provider on %s', (d
     expect(upstream.seen.at(-1)!.headers['x-applinks-link']).toBe(linkAtProvider);
     // Bob has not authorized: his call still asks for the dance.
     expect((await call('bob', 'oauth1')).kind).toBe('authorization-required');
-    // What B holds for alice is listed on her side.
-    const mine = json<{ links: Array<{ linkId: string; authorized: boolean }> }>(await consumer.inject({ url: '/api/v1/me/oauth1/outgoing', headers: { authorization: (await userWithToken(consumer, 'carol')).bearer } }));
-    expect(mine.links).toEqual([expect.objectContaining({ linkId: linkAtConsumer, authorized: false })]);
+    // What B holds for alice is listed on her side as authorized; carol, who never authorized, sees the link to authorize.
+    type Outgoing = { links: Array<{ linkId: string; authorized: boolean; authorizedAt: string | null; authorizationUrl: string }> };
+    const outgoingOf = async (bearer: string) => json<Outgoing>(await consumer.inject({ url: '/api/v1/me/oauth1/outgoing', headers: { authorization: bearer } }));
+    const authorizeAt = `${consumerBase}/plugins/servlet/applinks/oauth/login-dance/authorize?applicationLinkID=${linkAtConsumer}`;
+    const alicesToken = await consumer.services.apiTokens.create((await consumer.services.users.findByUsername('alice'))!.id, { name: 'outgoing list', expiresAt: null }, SYSTEM_ACTOR);
+    expect((await outgoingOf(`Bearer ${alicesToken.token}`)).links).toEqual([{ linkId: linkAtConsumer, linkName: 'Provider A', authorized: true, authorizedAt: expect.any(String), authorizationUrl: authorizeAt }]);
+    expect((await outgoingOf((await userWithToken(consumer, 'carol')).bearer)).links).toEqual([{ linkId: linkAtConsumer, linkName: 'Provider A', authorized: false, authorizedAt: null, authorizationUrl: authorizeAt }]);
 
     // A revokes: B learns it from the problem, forgets the token and asks for the dance again.
     const alice = (await provider.services.users.findByUsername('alice'))!;
