@@ -518,9 +518,13 @@ describe.each(DIALECTS)('OAuth 1.0a provider on %s', (dialect) => {
     ).authorizations;
     expect(mine).toMatchObject([{ id: `oauth1:${rsa.linkId}`, type: 'oauth1', application: { name: 'Outlook add-in' } }]);
     expect(mine[0]!.lastUsedAt).not.toBeNull();
-    // The account page lists it with a revoke button.
+    // The account page lists it with a revoke button: in its row, a form posting to its revocation with the CSRF token.
     const account = await h.inject({ url: '/applinks/account', headers: { cookie: jar.header } });
-    expect(account.body).toContain('Outlook add-in');
+    const row = [...account.body.matchAll(/<tr>(?:(?!<\/tr>)[\s\S])*<\/tr>/g)].map((m) => m[0]).find((r) => r.includes('Outlook add-in'));
+    expect(row, account.body).toBeDefined();
+    const form = /<form class="inline" method="post" action="([^"]+)">(.*?)<\/form>/.exec(row!);
+    expect(form?.[1]).toBe(`/applinks/account/authorizations/oauth1:${rsa.linkId}/revoke`);
+    expect(form![2]).toMatch(/^<input type="hidden" name="csrf_token" value="[^"]+"><button class="danger" type="submit" aria-label="Revoke Outlook add-in">Revoke<\/button>$/);
 
     // The user revokes (API, with the session's CSRF header: use an API token instead).
     const { bearer } = await userWithToken(h, 'carol', { password: 'carol-password' });
