@@ -1,9 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { request } from 'undici';
@@ -154,6 +154,35 @@ describe('the applinks command', () => {
     const actions = (JSON.parse(audit.stdout) as Array<{ action: string; actor: string }>).map((e) => e.action);
     expect(actions).toEqual(expect.arrayContaining(['user.create', 'token.create', 'user.disable', 'link.create', 'link.delete']));
     expect(audit.stdout).not.toContain('cli-secret');
+  });
+
+  it('revokes a token and audits it as the operating-system user, naming the token and never its secret', () => {
+    expect(cli(env, ['users', 'create', 'ivy', '--password-stdin'], 'ivy-password-1\n').code).toBe(0);
+    const token = cli(env, ['tokens', 'create', 'ivy', '--name', 'deploy']).stdout.trim();
+    expect(token).toMatch(/^alpat_/);
+    const [listed] = JSON.parse(cli(env, ['tokens', 'list', 'ivy', '--json']).stdout) as Array<{ id: string; name: string }>;
+    expect(listed).toMatchObject({ name: 'deploy' });
+    const revoked = cli(env, ['tokens', 'revoke', listed!.id]);
+    expect([revoked.code, revoked.stdout]).toEqual([0, `token ${listed!.id} revoked\n`]);
+    expect(JSON.parse(cli(env, ['tokens', 'list', 'ivy', '--json']).stdout)).toEqual([]);
+
+    const printed = cli(env, ['audit', '--json', '--action', 'token.revoke']);
+    const entries = JSON.parse(printed.stdout) as Array<{ actor: string; action: string; target: string }>;
+    expect(entries).toEqual([expect.objectContaining({ actor: `cli:${userInfo().username}`, action: 'token.revoke', target: 'deploy' })]);
+    const db = new Database(path.join(dataDir, 'applinks.db'), { readonly: true });
+    try {
+      const rows = db.prepare("select * from audit_log where action = 'token.revoke'").all() as Array<Record<string, unknown>>;
+      expect(rows).toEqual([expect.objectContaining({ actor_id: null, actor_name: `cli:${userInfo().username}`, target_type: 'api-token', target_id: listed!.id, target_name: 'deploy', address: null })]);
+      const stored = JSON.stringify(rows) + printed.stdout;
+      expect(stored).not.toContain(token.slice('alpat_'.length, 20));
+      expect(stored).not.toContain(createHash('sha256').update(token).digest('base64url'));
+    } finally {
+      db.close();
+    }
+    // The same id again: one line, exit 1, and no second entry.
+    const again = cli(env, ['tokens', 'revoke', listed!.id]);
+    expect([again.code, again.stderr]).toEqual([1, 'error: No such token.\n']);
+    expect(JSON.parse(cli(env, ['audit', '--json', '--action', 'token.revoke']).stdout)).toHaveLength(1);
   });
 
   it('rotates the master key and prunes the old one, keeping every secret readable', () => {

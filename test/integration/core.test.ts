@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { hashToken } from '../../src/crypto/tokens.js';
 import { basic, createHarness, DIALECTS, json, userWithToken, type Harness } from '../helpers/harness.js';
 import { signIn } from '../helpers/oauth2.js';
 
@@ -87,6 +88,41 @@ describe.each(DIALECTS)('core server on %s', (dialect) => {
     const after = await h.inject({ url: '/x', headers: { authorization: `Bearer ${token}` } });
     expect(after.statusCode).toBe(401);
     expect(after.headers['www-authenticate']).toMatch(/^Bearer realm="applinks", error="invalid_token"/);
+  });
+
+  it('audits each revocation with the token, its owner’s or the administrator’s name and no secret; a refused one writes nothing', async () => {
+    type Entry = { action: string; actor: { id: string | null; name: string | null; address: string | null }; target: { type: string; id: string; name: string } | null; details: Record<string, unknown> };
+    const revocations = async () => json<{ entries: Entry[] }>(await h.inject({ url: '/api/v1/audit?action=token.revoke', headers: { authorization: h.adminBasic } })).entries;
+    const { user: gina, bearer } = await userWithToken(h, 'gina');
+    const own = json<{ id: string; token: string }>(await h.inject({ method: 'POST', url: '/api/v1/me/tokens', headers: { authorization: bearer }, payload: { name: 'laptop' } }));
+    const byAdmin = json<{ id: string; token: string }>(await h.inject({ method: 'POST', url: `/api/v1/users/${gina.id}/tokens`, headers: { authorization: h.adminBasic }, payload: { name: 'ci runner' } }));
+    const { bearer: other } = await userWithToken(h, 'hank');
+
+    // Another user's token is no token of theirs: 404, and nothing is revoked or audited.
+    const refused = await h.inject({ method: 'DELETE', url: `/api/v1/me/tokens/${own.id}`, headers: { authorization: other } });
+    expect(refused.statusCode).toBe(404);
+    expect(await revocations()).toEqual([]);
+    expect((await h.inject({ url: '/x', headers: { authorization: `Bearer ${own.token}` } })).statusCode).toBe(200);
+
+    expect((await h.inject({ method: 'DELETE', url: `/api/v1/me/tokens/${own.id}`, headers: { authorization: bearer } })).statusCode).toBe(204);
+    expect((await h.inject({ method: 'DELETE', url: `/api/v1/users/${gina.id}/tokens/${byAdmin.id}`, headers: { authorization: h.adminBasic } })).statusCode).toBe(204);
+    const admin = (await h.services.users.findByUsername('admin'))!;
+    const entries = await revocations();
+    // Two in one millisecond may list in either order.
+    expect(entries).toHaveLength(2);
+    expect(entries).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ action: 'token.revoke', actor: { id: gina.id, name: 'gina', address: '127.0.0.1' }, target: { type: 'api-token', id: own.id, name: 'laptop' } }),
+        expect.objectContaining({ action: 'token.revoke', actor: { id: admin.id, name: 'admin', address: '127.0.0.1' }, target: { type: 'api-token', id: byAdmin.id, name: 'ci runner' } }),
+      ]),
+    );
+    const text = JSON.stringify(entries);
+    // Neither the token nor the hash it is stored as (a revocation reads the whole record).
+    for (const token of [own.token, byAdmin.token]) {
+      expect(text).not.toContain(token.slice('alpat_'.length, 20));
+      expect(text).not.toContain(hashToken(token));
+    }
+    for (const token of [own.token, byAdmin.token]) expect((await h.inject({ url: '/x', headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(401);
   });
 
   it('creates a token through the API, shows it once, lists it without the secret', async () => {
