@@ -40,6 +40,7 @@ const CASES: Array<{ args: string[]; stdin?: string; env?: Record<string, string
   { args: ['tokens', 'create', 'alice', '--name', 'x'.repeat(10_000)], code: 1, says: /^error: name: 1 to 200 characters/ },
   { args: ['links', 'create', '--name', 'a\u0007b'], code: 1, says: /^error: name: .*no control characters/ },
   { args: ['links', 'create', '--name', 'jira', '--outgoing', `{"basic":{"username":"u","password":"${LINK_SECRET}"}}`], code: 1, says: /already exists.*\(name\)/ },
+  { args: ['links', 'update', 'Confluence', '--name', 'JIRA', '--url', 'https://moved.example'], code: 1, says: /^error: A link named "JIRA" already exists\. \(name\)$/ },
   { args: ['links', 'set-auth', 'Jira', 'outgoing', 'basic', `{"username":"u","password":"${LINK_SECRET}","extra":1}`], code: 1, says: /outgoing\.basic\.extra/ },
 ];
 
@@ -73,7 +74,7 @@ describe('the applinks command, given bad input', () => {
   const open = () => createServices(loadConfig({ env }));
   const census = async (s: Services) => ({
     users: (await s.users.list({ limit: 100, offset: 0 })).users.length,
-    links: (await s.links.list()).map((l) => l.name).sort(),
+    links: (await s.links.list()).map((l) => `${l.name} ${l.url}`).sort(),
     audit: (await s.audit.list({ limit: 500 })).length,
   });
   let before: Awaited<ReturnType<typeof census>>;
@@ -85,6 +86,7 @@ describe('the applinks command, given bad input', () => {
     try {
       await s.users.create({ username: 'alice', password: PASSWORD, isAdmin: false }, actor);
       await s.links.create({ name: 'Jira', url: 'http://127.0.0.1:9', applicationType: 'jira', outgoing: { basic: { username: 'svc', password: LINK_SECRET } } }, actor);
+      await s.links.create({ name: 'Confluence', applicationType: 'confluence' }, actor);
       await new ClientManager(s, oauth2Of(s)).create({ name: 'Reports', redirectUris: ['https://reports.example/cb'], scopes: ['READ'], confidential: true, clientId: 'myclient01' }, actor);
       before = await census(s);
     } finally {

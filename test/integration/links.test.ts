@@ -32,6 +32,33 @@ describe.each(DIALECTS)('application links: health and the outgoing client on %s
     await local.inject({ url: `/api/v1/links/${id}/health`, headers: { authorization: local.adminBasic } }),
   );
 
+  it('refuses a duplicate name, in any case, on create and on rename, with 409 and nothing written', async () => {
+    const admin = { authorization: local.adminBasic };
+    const first = await createLink({ name: 'Bitbucket', url: 'https://bitbucket.example', outgoing: { basic: { username: 'svc', password: 'dup-secret' } } });
+    const second = await createLink({ name: 'Bamboo' });
+    const audit = async () => json<{ entries: Array<{ id: string }> }>(await local.inject({ url: '/api/v1/audit?limit=500', headers: admin })).entries.map((e) => e.id);
+    const links = async () => json<{ links: Array<{ id: string; name: string; url: string | null }> }>(await local.inject({ url: '/api/v1/links', headers: admin })).links;
+    const [auditBefore, linksBefore] = [await audit(), await links()];
+    const refusals = [
+      await local.inject({ method: 'POST', url: '/api/v1/links', headers: admin, payload: { name: 'Bitbucket' } }),
+      await local.inject({ method: 'POST', url: '/api/v1/links', headers: admin, payload: { name: 'BITBUCKET', url: 'https://other.example', outgoing: { basic: { username: 'u', password: 'dup-secret-2' } } } }),
+      await local.inject({ method: 'PATCH', url: `/api/v1/links/${second.id}`, headers: admin, payload: { name: 'bitbucket' } }),
+      // A rename that moves the link too: the URL change must not land either.
+      await local.inject({ method: 'PATCH', url: `/api/v1/links/${second.id}`, headers: admin, payload: { name: 'Bitbucket', url: 'https://moved.example' } }),
+    ];
+    for (const res of refusals) {
+      expect([res.statusCode, json(res).error, json(res).field], res.body).toEqual([409, 'conflict', 'name']);
+      expect(json<{ message: string }>(res).message).toMatch(/^A link named "bitbucket" already exists\.$/i);
+      expect(res.body).not.toContain('dup-secret');
+    }
+    expect(await audit()).toEqual(auditBefore);
+    expect(await links()).toEqual(linksBefore);
+    expect(linksBefore.find((l) => l.id === second.id)).toMatchObject({ name: 'Bamboo', url: null });
+    // Its own name in another case is no duplicate.
+    const recased = await local.inject({ method: 'PATCH', url: `/api/v1/links/${first.id}`, headers: admin, payload: { name: 'BitBucket' } });
+    expect([recased.statusCode, json(recased).name]).toEqual([200, 'BitBucket']);
+  });
+
   it('calls an incoming-only link healthy without a URL and without a warning', async () => {
     const link = await createLink({ name: 'Add-in' });
     expect(await health(link.id)).toMatchObject({ healthy: true, warnings: [], remote: null });
