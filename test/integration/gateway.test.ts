@@ -1,11 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
-import { SignJWT, generateKeyPair } from 'jose';
+import { SignJWT, decodeJwt, generateKeyPair } from 'jose';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertionVerifier } from '../../src/lib/index.js';
+import { SYSTEM_ACTOR } from '../../src/services/audit.js';
 import { createHarness, DIALECTS, json, userWithToken, type DialectName, type Harness } from '../helpers/harness.js';
+import { exchange, obtainCode, registerClient, signIn } from '../helpers/oauth2.js';
 import { startUpstream, type SeenRequest } from '../helpers/upstream.js';
 
 /** A server listening on a port in front of a recording upstream, and alice with an API token. */
@@ -15,6 +17,21 @@ async function startGateway(dialect: DialectName) {
   await h.app.listen({ port: 0, host: '127.0.0.1' });
   const base = `http://127.0.0.1:${(h.app.server.address() as AddressInfo).port}`;
   return { h, upstream, base, alice: await userWithToken(h, 'alice') };
+}
+
+/**
+ * Credentials of `username` (made by userWithToken, so with its password) issued for an
+ * application link: an API token an administrator tied to an add-in's link, and an OAuth 2.0
+ * access token the user granted a client (whose registration made its own link).
+ */
+async function linkedCredentials(h: Harness, username: string) {
+  const user = (await h.services.users.findByUsername(username))!;
+  const addIn = json<{ id: string }>(await h.inject({ method: 'POST', url: '/api/v1/links', headers: { authorization: h.adminBasic }, payload: { name: `Add-in of ${username}` } }));
+  const { token } = await h.services.apiTokens.create(user.id, { name: 'add-in', expiresAt: null, linkId: addIn.id }, SYSTEM_ACTOR);
+  const client = await registerClient(h);
+  const jar = await signIn(h, username, `${username}-password`);
+  const { access_token } = await exchange(h, client, await obtainCode(h, jar, client));
+  return { apiToken: { bearer: `Bearer ${token}`, linkId: addIn.id }, oauth2: { bearer: `Bearer ${access_token}`, linkId: client.linkId } };
 }
 
 // Everything that looks up a credential (API tokens) or signs with a stored key (the assertion) reads the store: per dialect.
@@ -58,6 +75,23 @@ describe.each(DIALECTS)('gateway in front of a host on %s', (dialect) => {
     expect(seen.headers['x-custom']).toBe('kept');
     expect(seen.headers['x-forwarded-for']).toBe('127.0.0.1');
     expect(seen.headers['x-forwarded-proto']).toBe('http');
+  });
+
+  it('names the link a credential was issued for in X-Applinks-Link and the assertion; a personal token names none, whatever the client sends', async () => {
+    const { apiToken, oauth2 } = await linkedCredentials(h, 'alice');
+    expect(apiToken.linkId).not.toBe(oauth2.linkId);
+    for (const [credential, auth] of [[apiToken, 'api-token'], [oauth2, 'oauth2']] as const) {
+      const res = await request(`${base}/rest/api/2/issue/ABC-2`, { headers: { authorization: credential.bearer, 'x-applinks-link': 'forged-link' } });
+      expect(res.statusCode).toBe(200);
+      await res.body.text();
+      const seen = last();
+      expect([seen.headers['x-applinks-user'], seen.headers['x-applinks-auth'], seen.headers['x-applinks-link']], auth).toEqual(['alice', auth, credential.linkId]);
+      expect(decodeJwt(String(seen.headers['x-applinks-assertion']))).toMatchObject({ sub: 'alice', auth, link: credential.linkId });
+    }
+    await (await request(`${base}/rest/api/2/issue/ABC-2`, { headers: { authorization: alice.bearer, 'x-applinks-link': apiToken.linkId } })).body.text();
+    expect(last().headers['x-applinks-auth']).toBe('api-token');
+    expect(last().headers['x-applinks-link']).toBeUndefined();
+    expect(decodeJwt(String(last().headers['x-applinks-assertion'])).link).toBeUndefined();
   });
 
   it('signs an assertion of the same identity that a host verifies through the published JWKS', async () => {
@@ -225,6 +259,20 @@ describe.each(DIALECTS)('forward-auth on %s', (dialect) => {
     expect(allowed.headers['x-applinks-auth']).toBe('anonymous');
     const bad = await h.inject({ url: '/rest/applinks/1.0/forward-auth', headers: { authorization: 'Bearer alpat_wrong' } });
     expect(bad.statusCode).toBe(401);
+  });
+
+  it('names the link a credential was issued for in X-Applinks-Link, and sends it empty for a personal token', async () => {
+    const { bearer } = await userWithToken(h, 'carol');
+    const { apiToken, oauth2 } = await linkedCredentials(h, 'carol');
+    for (const [credential, auth] of [[apiToken, 'api-token'], [oauth2, 'oauth2']] as const) {
+      const res = await h.inject({ url: '/rest/applinks/1.0/forward-auth', headers: { authorization: credential.bearer, 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/rest/api/2/myself', 'x-applinks-link': 'forged-link' } });
+      expect(res.statusCode, res.body).toBe(200);
+      expect([res.headers['x-applinks-user'], res.headers['x-applinks-auth'], res.headers['x-applinks-link']], auth).toEqual(['carol', auth, credential.linkId]);
+      expect(decodeJwt(String(res.headers['x-applinks-assertion']))).toMatchObject({ sub: 'carol', auth, conn: 'forward-auth', link: credential.linkId });
+      expect(json(res).link).toMatchObject({ id: credential.linkId });
+    }
+    const personal = await h.inject({ url: '/rest/applinks/1.0/forward-auth', headers: { authorization: bearer, 'x-applinks-link': apiToken.linkId } });
+    expect([personal.statusCode, personal.headers['x-applinks-user'], personal.headers['x-applinks-link']]).toEqual([200, 'carol', '']);
   });
 
   // nginx's auth_request passes 401 and 403 and turns every other status into a 500 of its own.
