@@ -5,6 +5,8 @@
  * server's resident memory after 100,000 requests, and its live heap after those and after
  * 400,000 more (resident size alone is V8's sawtooth, not a leak).
  * Targets: API token ≥ 85% of the bare proxy, Basic password ≥ 70%, memory flat after warm-up.
+ * A reference line, the bare proxy adding the same identity headers, shows how much of the
+ * difference is the gateway contract's headers rather than authentication.
  */
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +17,7 @@ import { applinksEnv, freePort, interleave, median, rssMb, startApplinks, startB
 const { createServices } = (await import(`${ROOT}/dist/services/index.js`)) as typeof import('../src/services/index.js');
 const { loadConfig } = (await import(`${ROOT}/dist/config/loader.js`)) as typeof import('../src/config/loader.js');
 const { SYSTEM_ACTOR } = (await import(`${ROOT}/dist/services/audit.js`)) as typeof import('../src/services/audit.js');
+const { toPrincipalUser } = (await import(`${ROOT}/dist/services/users.js`)) as typeof import('../src/services/users.js');
 
 const USER = 'bench-user';
 const PASSWORD = 'bench-user-password';
@@ -26,12 +29,22 @@ async function prepared(upstream: string) {
   const services = await createServices(config, { bootstrapAdmin: true, logger: (await import('pino')).pino({ level: 'warn' }) });
   const user = await services.users.create({ username: USER, password: PASSWORD }, SYSTEM_ACTOR);
   const { token } = await services.apiTokens.create(user.id, { name: 'bench', expiresAt: null }, SYSTEM_ACTOR);
+  // What the gateway adds to a request of this user with this token, for the reference configuration.
+  const assertion = await services.assertions.assertion({ user: toPrincipalUser(user), link: null, authType: 'api-token', scopes: null, connection: 'gateway', warnings: [] });
+  const identity = {
+    'x-applinks-auth': 'api-token',
+    'x-applinks-user': USER,
+    'x-applinks-assertion': assertion,
+    'x-forwarded-for': '127.0.0.1',
+    'x-forwarded-proto': 'http',
+    'x-forwarded-host': '127.0.0.1:8080',
+  };
   await services.close();
-  return { setup, token };
+  return { setup, token, identity };
 }
 
 const upstream = await startUpstream();
-const { setup, token } = await prepared(upstream.url);
+const { setup, token, identity } = await prepared(upstream.url);
 const basic = `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}`;
 const seesUser = (expected: string) => (res: { headers: Record<string, unknown> }) => {
   if (res.headers['x-seen-user'] !== expected) throw new Error(`upstream saw user "${String(res.headers['x-seen-user'])}", expected "${expected}"`);
@@ -49,6 +62,15 @@ const configs: Configuration[] = [
     start: async () => {
       const proc = await startBareProxy(upstream.url);
       return { pid: proc.pid, stop: proc.stop, spec: { url: `${proc.url}/rest/api/2/issue/BENCH-1` } };
+    },
+  },
+  {
+    // Not a target: the bare proxy sending the identity headers the gateway sends for the API
+    // token (the assertion, X-Forwarded-*), computed once. What that costs is the contract's.
+    name: 'bare proxy + identity headers',
+    start: async () => {
+      const proc = await startBareProxy(upstream.url, undefined, identity);
+      return { pid: proc.pid, stop: proc.stop, spec: { url: `${proc.url}/rest/api/2/issue/BENCH-1`, check: seesUser(USER) } };
     },
   },
   { name: 'gateway, no credential', start: () => applinks({}, '') },

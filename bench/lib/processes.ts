@@ -67,9 +67,14 @@ export function startUpstream(core = LOAD_CORE): Promise<Proc> {
   return spawnPinned(core, [path.join(ROOT, 'bench/lib/upstream.mjs')], {}, /listening (http:\/\/\S+)/);
 }
 
-/** The baseline: a plain node:http server forwarding with an undici Pool, no authentication. */
-export function startBareProxy(upstream: string, core = SERVER_CORE): Promise<Proc> {
-  return spawnPinned(core, [...serverNodeFlags(), path.join(ROOT, 'bench/lib/bare-proxy.mjs')], { UPSTREAM: upstream }, /listening (http:\/\/\S+)/);
+/**
+ * The baseline: a plain node:http server forwarding with an undici Pool, no authentication.
+ * With `addHeaders`, it adds those fixed headers to every request it forwards: the gateway
+ * contract's identity headers without anything that computes them, to show what sending them
+ * costs apart from authenticating.
+ */
+export function startBareProxy(upstream: string, core = SERVER_CORE, addHeaders?: Record<string, string>): Promise<Proc> {
+  return spawnPinned(core, [...serverNodeFlags(), path.join(ROOT, 'bench/lib/bare-proxy.mjs')], { UPSTREAM: upstream, ...(addHeaders ? { ADD_HEADERS: JSON.stringify(addHeaders) } : {}) }, /listening (http:\/\/\S+)/);
 }
 
 /**
