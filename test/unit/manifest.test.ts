@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { applicationIdFromUrl, buildNumberOf, manifestXml, nameUuidFromBytes, parseManifest } from '../../src/protocols/applinks/manifest.js';
+import { applicationIdFromUrl, buildNumberOf, manifestXml, nameUuidFromBytes, parseManifest, prefersJsonManifest } from '../../src/protocols/applinks/manifest.js';
 
 describe('applinks manifest', () => {
   const m = {
@@ -14,6 +14,25 @@ describe('applinks manifest', () => {
     expect(xml).toContain('<name>A &amp; B &lt;test&gt;</name>');
     expect(parseManifest(xml, 'application/xml')).toMatchObject({ id: 'a1b2', name: 'A & B <test>', typeId: 'jira', buildNumber: 9012000, inboundAuthenticationTypes: m.inboundAuthenticationTypes });
     expect(parseManifest(JSON.stringify(m), 'application/json')).toMatchObject({ id: 'a1b2', typeId: 'jira' });
+  });
+
+  it('answers JSON only to an Accept that names it at least as high as XML (RFC 9110 §12.5.1)', () => {
+    const cases: Array<[string | undefined, boolean]> = [
+      [undefined, false],
+      ['', false],
+      ['*/*', false],
+      ['application/json', true],
+      ['Application/JSON; charset=utf-8', true],
+      ['application/json, text/plain, */*', true],
+      ['application/xml, application/json', true],
+      ['application/json;q=0', false],
+      ['application/json;q=0.5, application/xml', false],
+      ['application/xml;q=0.4, application/json;q=0.9', true],
+      ['text/html, application/json;q=0.9, */*;q=0.8', true],
+      ['application/json;q=0.2, */*', false],
+      ['text/xml', false],
+    ];
+    for (const [accept, json] of cases) expect([accept, prefersJsonManifest(accept)]).toEqual([accept, json]);
   });
 
   it('reads third-party manifests: another root element, a single auth type, unknown elements', () => {

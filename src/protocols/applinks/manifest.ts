@@ -105,3 +105,30 @@ export function buildNumberOf(version: string): number {
   const m = /^(\d+)\.(\d+)\.(\d+)/.exec(version);
   return m ? Number(m[1]) * 1_000_000 + Number(m[2]) * 10_000 + Number(m[3]) : 0;
 }
+
+/**
+ * Whether an `Accept` header asks for the JSON manifest rather than the XML default (RFC 9110
+ * §12.5.1): JSON must be named (`application/json`) with a quality above 0 and at least the
+ * quality XML gets (`application/xml`, `text/xml`, or a matching wildcard). XML wins when
+ * nothing is said, for `*\/*`, and for `application/json;q=0`.
+ */
+export function prefersJsonManifest(accept: string | undefined): boolean {
+  if (!accept) return false;
+  let json: number | undefined;
+  let xml: number | undefined;
+  let wildcard: number | undefined;
+  for (const range of accept.split(',')) {
+    const [type = '', ...params] = range.split(';');
+    let q = 1;
+    for (const param of params) {
+      const m = /^\s*q\s*=\s*([0-9.]{1,5})\s*$/i.exec(param);
+      if (m) q = Math.min(1, Number(m[1]) || 0);
+    }
+    const media = type.trim().toLowerCase();
+    if (media === 'application/json') json = Math.max(json ?? 0, q);
+    else if (media === 'application/xml' || media === 'text/xml') xml = Math.max(xml ?? 0, q);
+    else if (media === '*/*' || media === 'application/*') wildcard = Math.max(wildcard ?? 0, q);
+  }
+  if (json === undefined || json <= 0) return false;
+  return json >= (xml ?? wildcard ?? 0);
+}

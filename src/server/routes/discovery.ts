@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { FastifyInstance } from 'fastify';
-import { manifestXml } from '../../protocols/applinks/manifest.js';
+import { manifestXml, prefersJsonManifest } from '../../protocols/applinks/manifest.js';
 import type { Services } from '../../services/index.js';
 
 /** Anonymous discovery documents: the Application Links manifest, the assertion JWKS, and health. */
@@ -9,8 +9,9 @@ export async function discovery(app: FastifyInstance, s: Services): Promise<void
     const extensions: Record<string, string> = {};
     for (const runtime of s.runtimes) Object.assign(extensions, await runtime.manifestFields?.());
     const manifest = { ...s.identity.manifest(), extensions };
-    const accept = String(request.headers.accept ?? '');
-    if (/application\/json/i.test(accept)) {
+    // The answer depends on Accept: a shared cache must not give the XML to a JSON client.
+    reply.header('vary', 'Accept');
+    if (prefersJsonManifest(request.headers.accept)) {
       const { extensions: extra, ...standard } = manifest;
       return reply.type('application/json').send({ ...standard, ...extra });
     }
