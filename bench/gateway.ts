@@ -12,7 +12,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
-import { applinksEnv, freePort, interleave, median, rssMb, startApplinks, startBareProxy, startUpstream, ROOT, type Configuration } from './lib/index.js';
+import { applinksEnv, freePort, interleave, printTargets, rssMb, startApplinks, startBareProxy, startUpstream, ROOT, type Configuration } from './lib/index.js';
 
 const { createServices } = (await import(`${ROOT}/dist/services/index.js`)) as typeof import('../src/services/index.js');
 const { loadConfig } = (await import(`${ROOT}/dist/config/loader.js`)) as typeof import('../src/config/loader.js');
@@ -85,16 +85,10 @@ const selected = only ? configs.filter((c) => c.name === 'bare proxy' || only.te
 try {
   const results = await interleave(selected, 'bare proxy');
   if (selected !== configs) process.exit(0);
-  const rps = (name: string) => median(results.get(name)!.map((r) => r.rps));
-  const cpu = (name: string) => median(results.get(name)!.map((r) => r.cpuUsPerRequest));
-  console.log('');
-  for (const [name, target] of [
-    ['gateway, Bearer API token', 0.85],
-    ['gateway, Basic password', 0.7],
-  ] as const) {
-    const ratio = rps(name) / rps('bare proxy');
-    console.log(`${name.padEnd(28)} ${(ratio * 100).toFixed(1).padStart(5)}% of the bare proxy by req/s (${(cpu('bare proxy') / cpu(name)).toFixed(2)}× by CPU/req); target ${target * 100}% ${ratio >= target ? 'met' : 'NOT met'}`);
-  }
+  printTargets(results, [
+    { label: 'gateway, Bearer API token vs bare proxy', name: 'gateway, Bearer API token', versus: 'bare proxy', target: 0.85, unit: '%' },
+    { label: 'gateway, Basic password vs bare proxy', name: 'gateway, Basic password', versus: 'bare proxy', target: 0.7, unit: '%' },
+  ]);
 
   // Memory on the API-token path: resident size after warm-up and after 100,000 requests, and
   // the live heap (the size of a heap snapshot, which collects everything unreachable first)

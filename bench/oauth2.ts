@@ -11,7 +11,7 @@
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import path from 'node:path';
-import { applinksEnv, freePort, interleave, median, ROOT, SERVER_CORE, spawnPinned, startApplinks, startBareProxy, startUpstream, type Configuration, type LoadSpec, type RunResult } from './lib/index.js';
+import { applinksEnv, freePort, interleave, median, printTargets, ROOT, SERVER_CORE, spawnPinned, startApplinks, startBareProxy, startUpstream, type Configuration, type LoadSpec, type RunResult } from './lib/index.js';
 
 const { createServices } = (await import(`${ROOT}/dist/services/index.js`)) as typeof import('../src/services/index.js');
 const { loadConfig } = (await import(`${ROOT}/dist/config/loader.js`)) as typeof import('../src/config/loader.js');
@@ -246,16 +246,11 @@ try {
   if (selected !== configs) process.exit(0);
   const rps = (name: string) => median((results.get(name) as RunResult[]).map((r) => r.rps));
   const cpu = (name: string) => median((results.get(name) as RunResult[]).map((r) => r.cpuUsPerRequest));
-  const line = (what: string, ours: string, theirs: string, target: number, unit: '×' | '%') => {
-    const ratio = rps(ours) / rps(theirs);
-    const shown = unit === '%' ? `${(ratio * 100).toFixed(0)}%` : `${ratio.toFixed(2)}×`;
-    const cpuRatio = cpu(theirs) / cpu(ours);
-    console.log(`${what.padEnd(34)} ${shown.padStart(6)} by req/s (${cpuRatio.toFixed(2)}× by CPU/req)  target ${unit === '%' ? `${target * 100}%` : `${target}×`}  ${ratio >= target ? 'met' : 'NOT met'}`);
-  };
-  console.log('');
-  line('client_credentials issuance', 'applinks client_credentials', 'oidc-provider client_credentials', 1.5, '×');
-  line('introspection', 'applinks introspection', 'oidc-provider introspection', 2, '×');
-  line('bearer gateway vs bare proxy', 'gateway, OAuth 2.0 bearer', 'bare proxy', 0.85, '%');
+  printTargets(results, [
+    { label: 'client_credentials issuance vs oidc-provider', name: 'applinks client_credentials', versus: 'oidc-provider client_credentials', target: 1.5, unit: '×' },
+    { label: 'introspection vs oidc-provider', name: 'applinks introspection', versus: 'oidc-provider introspection', target: 2, unit: '×' },
+    { label: 'bearer gateway vs bare proxy', name: 'gateway, OAuth 2.0 bearer', versus: 'bare proxy', target: 0.85, unit: '%' },
+  ]);
   console.log(`code exchange ${rps('applinks code exchange (PKCE)').toFixed(0)} req/s, refresh ${rps('applinks refresh (rotation)').toFixed(0)} req/s (each persisted to SQLite)`);
 
   // The steadier figure behind the gateway ratio: what authenticating one request costs in

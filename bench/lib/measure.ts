@@ -237,4 +237,29 @@ export function printTable(results: Map<string, RunResult[]>, baseline: string):
   for (const r of rows) console.log(line(r));
 }
 
+/** One target of an issue: `name`'s requests/s over `versus`'s, at least `target` (a fraction shown as %, or a factor shown as ×). */
+export interface Target {
+  label: string;
+  name: string;
+  versus: string;
+  target: number;
+  unit: '%' | '×';
+}
+
+/** Prints each target with the medians' ratio by req/s and by CPU per request, and whether it is met; answers whether all are. */
+export function printTargets(results: Map<string, RunResult[]>, targets: readonly Target[]): boolean {
+  const rps = (name: string) => median(results.get(name)!.map((r) => r.rps));
+  const cpu = (name: string) => median(results.get(name)!.map((r) => r.cpuUsPerRequest));
+  const width = Math.max(...targets.map((t) => t.label.length));
+  let all = true;
+  console.log('');
+  for (const t of targets) {
+    const ratio = rps(t.name) / rps(t.versus);
+    const shown = (x: number) => (t.unit === '%' ? `${(x * 100).toFixed(1)}%` : `${x.toFixed(2)}×`);
+    all &&= ratio >= t.target;
+    console.log(`${t.label.padEnd(width)}  ${shown(ratio).padStart(6)} by req/s, ${(cpu(t.versus) / cpu(t.name)).toFixed(2)}× by CPU/req; target ${shown(t.target)} ${ratio >= t.target ? 'met' : 'NOT met'}`);
+  }
+  return all;
+}
+
 export { median };
