@@ -2,6 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { principalView } from '../../auth/principal.js';
+import type { LinkAuthSpec } from '../../auth/registry.js';
 import { AppError } from '../../errors/index.js';
 import { apiTokenView } from '../../services/api-tokens.js';
 import { actorOf } from '../../services/audit.js';
@@ -11,10 +12,9 @@ import type { LinkView, LinkWritten } from '../../services/links.js';
 import type { ApiTokenRecord } from '../../storage/repositories/api-tokens.js';
 import type { UserRecord } from '../../storage/repositories/users.js';
 import { adminOnly, credentialAdminOnly, principalOf, requireUnscoped, requireUser, usersOnly } from '../auth.js';
-import * as S from './schemas.js';
-import { validatorCompiler } from '../validation.js';
-import type { LinkAuthSpec } from '../../auth/registry.js';
 import { issueCsrfToken } from '../csrf.js';
+import { validatorCompiler } from '../validation.js';
+import * as S from './schemas.js';
 
 const errors = { 400: S.ErrorBody, 401: S.ErrorBody, 403: S.ErrorBody, 404: S.ErrorBody, 409: S.ErrorBody, 413: S.ErrorBody, 429: S.ErrorBody };
 
