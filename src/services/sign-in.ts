@@ -91,7 +91,7 @@ export class SignInService {
     // stands only for the same user record: the name typed (renamed meanwhile, perhaps on
     // another instance) and the password hash (changed) must still be the ones checked.
     return andThen(this.users.cached(hit.userId), (user) => {
-      if (user && user.passwordHash === hit.passwordHash && user.username.toLowerCase() === username.toLowerCase()) {
+      if (user && user.passwordHash === hit.passwordHash && (user.username === username || user.username.toLowerCase() === username.toLowerCase())) {
         if (user.disabled) throw new AppError('user_disabled');
         return user;
       }
