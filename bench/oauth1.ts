@@ -10,7 +10,7 @@
  * server starts, one per request, and handed out by the load generator as it sends.
  */
 import { randomBytes } from 'node:crypto';
-import { applinksEnv, freePort, interleave, median, printTable, printTargets, ROOT, startApplinks, startBareProxy, startUpstream, type Configuration, type RunResult } from './lib/index.js';
+import { applinksEnv, freePort, interleave, median, printTable, printTargets, ROOT, SECONDS, startApplinks, startBareProxy, startUpstream, type Configuration, type RunResult } from './lib/index.js';
 
 const { createServices } = (await import(`${ROOT}/dist/services/index.js`)) as typeof import('../src/services/index.js');
 const { loadConfig } = (await import(`${ROOT}/dist/config/loader.js`)) as typeof import('../src/config/loader.js');
@@ -21,7 +21,6 @@ const { authorizationHeader } = (await import(`${ROOT}/dist/protocols/oauth1/cli
 const { hashToken, randomToken } = (await import(`${ROOT}/dist/crypto/tokens.js`)) as typeof import('../src/crypto/tokens.js');
 const { generateKeyPairSync } = await import('node:crypto');
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const USER = 'bench-user';
 /** Signed headers per run: more than the server can take in the warm-up, the run and the checks. */
 const RSA_POOL = Number(process.env.BENCH_OAUTH1_RSA_POOL ?? 15_000 * (SECONDS + 3) + 100);

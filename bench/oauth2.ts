@@ -11,7 +11,7 @@
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import path from 'node:path';
-import { applinksEnv, freePort, interleave, median, printTargets, ROOT, SERVER_CORE, spawnPinned, startApplinks, startBareProxy, startUpstream, type Configuration, type LoadSpec, type RunResult } from './lib/index.js';
+import { applinksEnv, freePort, interleave, median, printTargets, ROOT, SECONDS, SERVER_CORE, spawnPinned, startApplinks, startBareProxy, startUpstream, type Configuration, type LoadSpec, type RunResult } from './lib/index.js';
 
 const { createServices } = (await import(`${ROOT}/dist/services/index.js`)) as typeof import('../src/services/index.js');
 const { loadConfig } = (await import(`${ROOT}/dist/config/loader.js`)) as typeof import('../src/config/loader.js');
@@ -21,7 +21,6 @@ const { ClientManager } = (await import(`${ROOT}/dist/modules/oauth2/management.
 const { OAuth2Repository } = (await import(`${ROOT}/dist/modules/oauth2/repository.js`)) as typeof import('../src/modules/oauth2/repository.js');
 const { hashToken, randomToken } = (await import(`${ROOT}/dist/crypto/tokens.js`)) as typeof import('../src/crypto/tokens.js');
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 /** Single-use credentials issued before each run of the code and refresh configurations. */
 const POOL = Number(process.env.BENCH_OAUTH2_POOL ?? 3000 * (SECONDS + 3 + 2));
 const REDIRECT = 'https://bench.example/callback';

@@ -1,7 +1,7 @@
 /**
  * Measured runs and the interleaved rounds around them (method in ../shared/BENCHMARKS.md):
  * autocannon with 50 connections, a discarded warm-up, CPU microseconds per request of the
- * process under test from /proc, the first and last response checked, medians of three rounds
+ * process under test from /proc, the first and last response checked, medians of five rounds
  * with min–max, every figure a ratio to a baseline measured in the same run. Within a round
  * the configurations alternate in short slices (see `interleave`), so they see the same machine.
  */
@@ -39,6 +39,15 @@ export interface RunResult {
   errors: number;
   rssMb: number;
 }
+
+/**
+ * Rounds and seconds of load per configuration and round. Five rounds of 6 s rather than three
+ * of 10 s: on these machines one process runs up to a tenth faster or slower than its twin for
+ * its whole life (two identical servers in one round differed by 10% in every round), so a
+ * median over more processes says more than longer runs of fewer.
+ */
+export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+export const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
@@ -159,8 +168,8 @@ const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFracti
  * same core, nine processes' timers and collectors cost the loaded one up to a fifth.
  */
 export async function interleave(configs: Configuration[], baseline: string, options: { rounds?: number; seconds?: number; warmupSeconds?: number; sliceSeconds?: number } = {}): Promise<Map<string, RunResult[]>> {
-  const rounds = options.rounds ?? Number(process.env.BENCH_ROUNDS ?? 3);
-  const seconds = options.seconds ?? Number(process.env.BENCH_SECONDS ?? 10);
+  const rounds = options.rounds ?? ROUNDS;
+  const seconds = options.seconds ?? SECONDS;
   const sliceSeconds = Math.min(seconds, options.sliceSeconds ?? Number(process.env.BENCH_SLICE_SECONDS ?? 2));
   const passes = Math.max(1, Math.round(seconds / sliceSeconds));
   const connections = 50;
