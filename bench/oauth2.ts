@@ -31,8 +31,8 @@ const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
 const upstream = await startUpstream();
 const setup = applinksEnv({ APPLINKS_UPSTREAM_URL: upstream.url });
 
-async function withServices<T>(work: (s: Awaited<ReturnType<typeof createServices>>) => Promise<T>): Promise<T> {
-  const services = await createServices(loadConfig({ env: setup.env }), { bootstrapAdmin: true, logger: (await import('pino')).pino({ level: 'warn' }) });
+async function withServices<T>(work: (s: Awaited<ReturnType<typeof createServices>>) => Promise<T>, env: Record<string, string> = setup.env): Promise<T> {
+  const services = await createServices(loadConfig({ env }), { bootstrapAdmin: true, logger: (await import('pino')).pino({ level: 'warn' }) });
   try {
     return await work(services);
   } finally {
@@ -65,8 +65,13 @@ const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secr
 const serviceAuth = basic(prepared.service.id, prepared.service.secret);
 const webAuth = basic(prepared.web.id, prepared.web.secret);
 
-/** Writes `POOL` single-use credentials straight into the store (the server is not running). */
-async function issuePool(kind: 'code' | 'refresh'): Promise<string[]> {
+/**
+ * Writes `POOL` single-use credentials straight into the store of one server (not running yet):
+ * its own copy of the data directory, so no other server of the run, and no later round, starts
+ * on a store holding them (their expiry would have those servers prune thousands of rows while
+ * they are measured).
+ */
+async function issuePool(kind: 'code' | 'refresh', env: Record<string, string>): Promise<string[]> {
   return withServices(async (s) => {
     const values: string[] = [];
     const now = s.clock.now();
@@ -125,7 +130,7 @@ async function issuePool(kind: 'code' | 'refresh'): Promise<string[]> {
       }
     });
     return values;
-  });
+  }, env);
 }
 
 function hasBody(keys: string[]) {
@@ -138,9 +143,9 @@ const isActive = (res: { body: string }) => {
   if ((JSON.parse(res.body) as { active?: boolean }).active !== true) throw new Error(`token not active: ${res.body}`);
 };
 
-async function applinks(spec: (base: string) => LoadSpec | Promise<LoadSpec>) {
+async function applinks(spec: (base: string) => LoadSpec | Promise<LoadSpec>, env: Record<string, string> = setup.copy()) {
   const port = await freePort();
-  const proc = await startApplinks({ ...setup.copy(), APPLINKS_PORT: String(port) });
+  const proc = await startApplinks({ ...env, APPLINKS_PORT: String(port) });
   return { pid: proc.pid, stop: proc.stop, spec: await spec(proc.url) };
 }
 
@@ -211,27 +216,29 @@ const configs: Configuration[] = [
   {
     name: 'applinks code exchange (PKCE)',
     start: async () => {
-      const codes = await issuePool('code');
+      const env = setup.copy();
+      const codes = await issuePool('code', env);
       return applinks((base) => ({
         url: `${base}/rest/oauth2/latest/token`,
         method: 'POST',
         headers: { ...FORM, authorization: webAuth },
         dynamicBody: pop(codes, (code) => `grant_type=authorization_code&code=${code}&redirect_uri=${encodeURIComponent(REDIRECT)}&code_verifier=${VERIFIER}`),
         check: hasBody(['access_token', 'refresh_token']),
-      }));
+      }), env);
     },
   },
   {
     name: 'applinks refresh (rotation)',
     start: async () => {
-      const tokens = await issuePool('refresh');
+      const env = setup.copy();
+      const tokens = await issuePool('refresh', env);
       return applinks((base) => ({
         url: `${base}/rest/oauth2/latest/token`,
         method: 'POST',
         headers: { ...FORM, authorization: webAuth },
         dynamicBody: pop(tokens, (token) => `grant_type=refresh_token&refresh_token=${token}`),
         check: hasBody(['access_token', 'refresh_token']),
-      }));
+      }), env);
     },
   },
 ];
