@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import { withTables, type Executor } from '../../storage/repositories/common.js';
+import { affectedRows, deleteInBatches, withTables, type Executor } from '../../storage/repositories/common.js';
 import type { Capabilities } from '../../storage/database.js';
 import type { Database } from '../../storage/schema.js';
 import type { OAuth1AccessTokensTable, OAuth1OutgoingRequestsTable, OAuth1OutgoingTokensTable, OAuth1RequestTokensTable, OAuth1Tables } from './tables.js';
@@ -336,12 +336,30 @@ export class OAuth1Repository {
    */
   async prune(now: number): Promise<number> {
     let n = 0;
-    const count = (r: { numDeletedRows?: bigint; numUpdatedRows?: bigint }) => Number(r.numDeletedRows ?? r.numUpdatedRows ?? 0n);
-    n += count(await this.db.deleteFrom('oauth1_nonces').where('expires_at', '<=', now).executeTakeFirst());
-    n += count(await this.db.deleteFrom('oauth1_request_tokens').where('expires_at', '<=', now - 3_600_000).executeTakeFirst());
-    n += count(await this.db.deleteFrom('oauth1_access_tokens').where('session_expires_at', '<=', now).executeTakeFirst());
-    n += count(await this.db.deleteFrom('oauth1_access_tokens').where('revoked_at', '<=', now - REVOKED_RETENTION_MS).executeTakeFirst());
-    n += count(await this.db.deleteFrom('oauth1_outgoing_requests').where('expires_at', '<=', now).executeTakeFirst());
+    const count = affectedRows;
+    const db = this.db;
+    n += await deleteInBatches(async (limit) =>
+      count(await db.deleteFrom('oauth1_nonces').where('nonce_key', 'in', db.selectFrom('oauth1_nonces').select('nonce_key').where('expires_at', '<=', now).limit(limit)).executeTakeFirst()),
+    );
+    n += await deleteInBatches(async (limit) =>
+      count(
+        await db.deleteFrom('oauth1_request_tokens').where('token_hash', 'in', db.selectFrom('oauth1_request_tokens').select('token_hash').where('expires_at', '<=', now - 3_600_000).limit(limit)).executeTakeFirst(),
+      ),
+    );
+    n += await deleteInBatches(async (limit) =>
+      count(
+        await db.deleteFrom('oauth1_access_tokens').where('token_hash', 'in', db.selectFrom('oauth1_access_tokens').select('token_hash').where('session_expires_at', '<=', now).limit(limit)).executeTakeFirst(),
+      ),
+    );
+    n += await deleteInBatches(async (limit) =>
+      count(
+        await db
+          .deleteFrom('oauth1_access_tokens')
+          .where('token_hash', 'in', db.selectFrom('oauth1_access_tokens').select('token_hash').where('revoked_at', '<=', now - REVOKED_RETENTION_MS).limit(limit))
+          .executeTakeFirst(),
+      ),
+    );
+    n += count(await db.deleteFrom('oauth1_outgoing_requests').where('expires_at', '<=', now).executeTakeFirst());
     const disabled = this.db.selectFrom('users').select('id').where('disabled', '=', 1);
     n += count(
       await this.db.updateTable('oauth1_access_tokens').set({ revoked_at: now, revoked_reason: 'user-disabled' }).where('revoked_at', 'is', null).where('user_id', 'in', disabled).executeTakeFirst(),

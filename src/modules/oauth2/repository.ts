@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { Scope } from '../../protocols/oauth2/scopes.js';
 import { formatScope, storedScopes } from '../../protocols/oauth2/scopes.js';
-import { withTables, type Executor } from '../../storage/repositories/common.js';
+import { affectedRows, deleteInBatches, withTables, type Executor } from '../../storage/repositories/common.js';
 import type { Database } from '../../storage/schema.js';
 import { OAUTH2_TYPE } from './clients.js';
 import type { OAuth2Tables, OAuth2TokensTable } from './tables.js';
@@ -383,10 +383,17 @@ export class OAuth2Repository {
    */
   async prune(now: number): Promise<number> {
     let n = 0;
-    n += Number((await this.db.deleteFrom('oauth2_tokens').where('expires_at', '<=', now).executeTakeFirst()).numDeletedRows);
-    n += Number((await this.db.deleteFrom('oauth2_grants').where('expires_at', '<=', now).executeTakeFirst()).numDeletedRows);
-    n += Number((await this.db.deleteFrom('oauth2_codes').where('expires_at', '<=', now - 3_600_000).executeTakeFirst()).numDeletedRows);
-    n += Number((await this.db.deleteFrom('oauth2_client_secrets').where('expires_at', '<=', now).executeTakeFirst()).numDeletedRows);
+    const db = this.db;
+    n += await deleteInBatches(async (limit) =>
+      affectedRows(await db.deleteFrom('oauth2_tokens').where('token_hash', 'in', db.selectFrom('oauth2_tokens').select('token_hash').where('expires_at', '<=', now).limit(limit)).executeTakeFirst()),
+    );
+    n += await deleteInBatches(async (limit) =>
+      affectedRows(await db.deleteFrom('oauth2_grants').where('id', 'in', db.selectFrom('oauth2_grants').select('id').where('expires_at', '<=', now).limit(limit)).executeTakeFirst()),
+    );
+    n += await deleteInBatches(async (limit) =>
+      affectedRows(await db.deleteFrom('oauth2_codes').where('code_hash', 'in', db.selectFrom('oauth2_codes').select('code_hash').where('expires_at', '<=', now - 3_600_000).limit(limit)).executeTakeFirst()),
+    );
+    n += Number((await db.deleteFrom('oauth2_client_secrets').where('expires_at', '<=', now).executeTakeFirst()).numDeletedRows);
     const disabled = this.db.selectFrom('users').select('id').where('disabled', '=', 1);
     n += Number((await this.db.deleteFrom('oauth2_grants').where('user_id', 'in', disabled).executeTakeFirst()).numDeletedRows);
     n += Number((await this.db.deleteFrom('oauth2_tokens').where('user_id', 'in', disabled).executeTakeFirst()).numDeletedRows);

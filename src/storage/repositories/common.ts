@@ -54,3 +54,27 @@ export const int = (b: boolean): number => (b ? 1 : 0);
 export function withTables<T>(db: Executor): Kysely<Database & T> {
   return db as unknown as Kysely<Database & T>;
 }
+
+/** How many rows one statement of a housekeeping delete removes (see `deleteInBatches`). */
+export const PRUNE_BATCH = 1000;
+
+/**
+ * Runs `deleteBatch` (one DELETE of at most `limit` rows, answering how many it removed) until
+ * a batch removes fewer, letting the event loop run between batches; answers the total. The
+ * embedded store is synchronous: one DELETE of 200,000 expired tokens held every request of the
+ * process for a second (measured). On PostgreSQL it keeps each statement's locks short.
+ */
+export async function deleteInBatches(deleteBatch: (limit: number) => Promise<number>, limit = PRUNE_BATCH): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const n = await deleteBatch(limit);
+    total += n;
+    if (n < limit) return total;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+/** The rows a DELETE or UPDATE removed or changed, as Kysely reports them. */
+export function affectedRows(result: { numDeletedRows?: bigint; numUpdatedRows?: bigint }): number {
+  return Number(result.numDeletedRows ?? result.numUpdatedRows ?? 0n);
+}

@@ -1,4 +1,4 @@
-import type { Executor } from './common.js';
+import { affectedRows, deleteInBatches, type Executor } from './common.js';
 
 export interface SessionRecord {
   idHash: string;
@@ -48,7 +48,9 @@ export class KyselySessionRepository implements SessionRepository {
   }
 
   async deleteExpired(now: number): Promise<number> {
-    const r = await this.db.deleteFrom('sessions').where('expires_at', '<=', now).executeTakeFirst();
-    return Number(r.numDeletedRows);
+    const db = this.db;
+    return deleteInBatches(async (limit) =>
+      affectedRows(await db.deleteFrom('sessions').where('id_hash', 'in', db.selectFrom('sessions').select('id_hash').where('expires_at', '<=', now).limit(limit)).executeTakeFirst()),
+    );
   }
 }
