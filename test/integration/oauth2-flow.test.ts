@@ -102,6 +102,12 @@ describe.each(DIALECTS)('OAuth 2.0 authorization server on %s', (dialect) => {
     const second = json<Tokens>(refreshed);
     expect(second.refresh_token).not.toBe(tokens.refresh_token);
 
+    // Revoking an access token alone ends it on the next request (it was cached by the calls
+    // above); the grant's other access token lives on.
+    expect((await post(h, REVOKE, client, { token: tokens.access_token, token_type_hint: 'access_token' })).statusCode).toBe(200);
+    expect((await h.inject({ url: '/x', headers: { authorization: `Bearer ${tokens.access_token}` } })).statusCode).toBe(401);
+    expect((await h.inject({ url: '/x', headers: { authorization: `Bearer ${second.access_token}` } })).statusCode).toBe(200);
+
     // Revoking the refresh token revokes the grant: both access tokens die.
     const revoked = await post(h, REVOKE, client, { token: second.refresh_token, token_type_hint: 'refresh_token' });
     expect(revoked.statusCode).toBe(200);

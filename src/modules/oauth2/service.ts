@@ -553,18 +553,19 @@ export class OAuth2Service {
    * entry and its user are cached.
    */
   accessToken(token: string): Awaitable<AccessGrant> {
-    const tokenHash = hashToken(token);
-    const entry = this.accessCache.get(tokenHash);
-    return entry ? this.grantOf(entry) : this.loadAccess(tokenHash).then((found) => this.grantOf(found));
+    // Keyed by the token as presented, as API tokens are: a hit costs no hash (the store holds only the hash).
+    const entry = this.accessCache.get(token);
+    return entry ? this.grantOf(entry) : this.loadAccess(token).then((found) => this.grantOf(found));
   }
 
-  private async loadAccess(tokenHash: string): Promise<AccessEntry> {
+  private async loadAccess(token: string): Promise<AccessEntry> {
+    const tokenHash = hashToken(token);
     const record = await this.repo.findToken(tokenHash);
     if (!record || record.kind !== 'access') throw new AppError('oauth2_invalid_token', { message: 'The access token is not valid.' });
     const found = await this.clientOf(record);
     if (!found) throw new AppError('oauth2_invalid_token', { message: 'The application link or client this token was issued through was removed.' });
     const entry: AccessEntry = { record, link: found.link, client: found.client };
-    this.cacheAccess(tokenHash, entry);
+    this.cacheAccess(token, tokenHash, entry);
     return entry;
   }
 
@@ -595,9 +596,9 @@ export class OAuth2Service {
     return client.clientId === record.clientId ? { link, client } : undefined;
   }
 
-  private cacheAccess(tokenHash: string, entry: AccessEntry): void {
+  private cacheAccess(token: string, tokenHash: string, entry: AccessEntry): void {
     const record = entry.record;
-    this.accessCache.set(tokenHash, entry, this.s.config.authCacheTtlMs, [
+    this.accessCache.set(token, entry, this.s.config.authCacheTtlMs, [
       `user:${record.userId}`,
       `link:${record.linkId}`,
       `cred:${record.grantId ?? tokenHash}`,
@@ -676,7 +677,7 @@ export class OAuth2Service {
       return;
     }
     await this.repo.deleteToken(tokenHash);
-    this.accessCache.delete(tokenHash);
+    this.accessCache.delete(token);
     this.s.revocations.credential(record.grantId ?? tokenHash);
   }
 
